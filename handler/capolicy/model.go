@@ -1,0 +1,181 @@
+// Package capolicy is caguard's domain: its own model of a Conditional Access policy, the rules (R1..R19)
+// that decide whether a tenant requires MFA for the Windows Azure Service Management API, the definition
+// of the policy caguard owns, and a semantic diff. It does no I/O and imports nothing from outside the
+// standard library, so every trigger, the tests and the benchmarks share one truth.
+package capolicy
+
+// State is a policy's state. Its zero value is StateUnknown, never "enabled": msgraph-sdk-go's enum
+// makes a missing state read as enabled, and a tool that guards MFA must not make that mistake.
+type State int
+
+// The states a policy can be in. The Graph spellings are in stateNames.
+const (
+	StateUnknown State = iota
+	StateEnabled
+	StateDisabled
+	StateReportOnly
+)
+
+var stateNames = [...]string{
+	StateUnknown:    "unknown",
+	StateEnabled:    "enabled",
+	StateDisabled:   "disabled",
+	StateReportOnly: "enabledForReportingButNotEnforced",
+}
+
+// Well-known identifiers.
+const (
+	// AzureManagementAppID is the Windows Azure Service Management API in the public cloud.
+	AzureManagementAppID = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
+	// AzurePortalAppID is the Azure portal client; excluding it also exempts portal sign-ins.
+	AzurePortalAppID = "c44b4083-3bb0-49c1-b47d-974e53cbdf3c"
+)
+
+// Policy is one Conditional Access policy in caguard's own terms. JSON field names follow Graph v1.0
+// (camelCase), so a Graph answer or an audit-log old/new value decodes through ParsePolicy.
+type Policy struct {
+	ID               string           `json:"id,omitempty"`
+	DisplayName      string           `json:"displayName,omitempty"`
+	State            State            `json:"state"`
+	TemplateID       string           `json:"templateId,omitempty"`
+	CreatedDateTime  string           `json:"createdDateTime,omitempty"`
+	ModifiedDateTime string           `json:"modifiedDateTime,omitempty"`
+	Conditions       Conditions       `json:"conditions"`
+	GrantControls    *GrantControls   `json:"grantControls,omitempty"`
+	SessionControls  *SessionControls `json:"sessionControls,omitempty"`
+}
+
+// MicrosoftManaged reports whether Microsoft created the policy (it carries a templateId). caguard
+// never writes such a policy.
+func (p Policy) MicrosoftManaged() bool { return p.TemplateID != "" }
+
+// Conditions are the policy's assignments and conditions.
+type Conditions struct {
+	Users                      *Users               `json:"users,omitempty"`
+	Applications               *Applications        `json:"applications,omitempty"`
+	ClientApplications         *ClientApplications  `json:"clientApplications,omitempty"`
+	ClientAppTypes             []string             `json:"clientAppTypes,omitempty"`
+	Platforms                  *Platforms           `json:"platforms,omitempty"`
+	Locations                  *Locations           `json:"locations,omitempty"`
+	Devices                    *Devices             `json:"devices,omitempty"`
+	UserRiskLevels             []string             `json:"userRiskLevels,omitempty"`
+	SignInRiskLevels           []string             `json:"signInRiskLevels,omitempty"`
+	ServicePrincipalRiskLevels []string             `json:"servicePrincipalRiskLevels,omitempty"`
+	InsiderRiskLevels          []string             `json:"insiderRiskLevels,omitempty"`
+	AuthenticationFlows        *AuthenticationFlows `json:"authenticationFlows,omitempty"`
+}
+
+// Users are the user assignments. Include/exclude lists hold object ids or the tokens All, None and
+// GuestsOrExternalUsers; roles hold directory role template ids.
+type Users struct {
+	IncludeUsers                 []string               `json:"includeUsers,omitempty"`
+	ExcludeUsers                 []string               `json:"excludeUsers,omitempty"`
+	IncludeGroups                []string               `json:"includeGroups,omitempty"`
+	ExcludeGroups                []string               `json:"excludeGroups,omitempty"`
+	IncludeRoles                 []string               `json:"includeRoles,omitempty"`
+	ExcludeRoles                 []string               `json:"excludeRoles,omitempty"`
+	IncludeGuestsOrExternalUsers *GuestsOrExternalUsers `json:"includeGuestsOrExternalUsers,omitempty"`
+	ExcludeGuestsOrExternalUsers *GuestsOrExternalUsers `json:"excludeGuestsOrExternalUsers,omitempty"`
+}
+
+// GuestsOrExternalUsers selects guest and external user kinds. Graph sends the types as one
+// comma-separated string; audit-log values may send a number (a bit set). Both normalise to names.
+type GuestsOrExternalUsers struct {
+	GuestOrExternalUserTypes []string         `json:"guestOrExternalUserTypes,omitempty"`
+	ExternalTenants          *ExternalTenants `json:"externalTenants,omitempty"`
+}
+
+// ExternalTenants narrows GuestsOrExternalUsers to some tenants (membershipKind all or enumerated).
+type ExternalTenants struct {
+	MembershipKind string   `json:"membershipKind,omitempty"`
+	Members        []string `json:"members,omitempty"`
+}
+
+// Applications are the target resources: app ids or All, None, Office365, MicrosoftAdminPortals.
+type Applications struct {
+	IncludeApplications                         []string `json:"includeApplications,omitempty"`
+	ExcludeApplications                         []string `json:"excludeApplications,omitempty"`
+	IncludeUserActions                          []string `json:"includeUserActions,omitempty"`
+	IncludeAuthenticationContextClassReferences []string `json:"includeAuthenticationContextClassReferences,omitempty"`
+	ApplicationFilter                           *Filter  `json:"applicationFilter,omitempty"`
+}
+
+// Filter is a rule-based filter (application, device or service principal filter).
+type Filter struct {
+	Mode string `json:"mode,omitempty"`
+	Rule string `json:"rule,omitempty"`
+}
+
+// ClientApplications makes a policy a workload-identity policy when it includes service principals.
+type ClientApplications struct {
+	IncludeServicePrincipals []string `json:"includeServicePrincipals,omitempty"`
+	ExcludeServicePrincipals []string `json:"excludeServicePrincipals,omitempty"`
+	ServicePrincipalFilter   *Filter  `json:"servicePrincipalFilter,omitempty"`
+}
+
+// Platforms narrows a policy to device platforms.
+type Platforms struct {
+	IncludePlatforms []string `json:"includePlatforms,omitempty"`
+	ExcludePlatforms []string `json:"excludePlatforms,omitempty"`
+}
+
+// Locations narrows a policy to named locations (ids, All, AllTrusted).
+type Locations struct {
+	IncludeLocations []string `json:"includeLocations,omitempty"`
+	ExcludeLocations []string `json:"excludeLocations,omitempty"`
+}
+
+// Devices narrows a policy with a device filter.
+type Devices struct {
+	DeviceFilter *Filter `json:"deviceFilter,omitempty"`
+}
+
+// AuthenticationFlows narrows a policy to device-code or authentication-transfer flows. Graph sends
+// transferMethods as one comma-separated string.
+type AuthenticationFlows struct {
+	TransferMethods []string `json:"transferMethods,omitempty"`
+}
+
+// GrantControls are what a user must satisfy. Operator is AND or OR.
+type GrantControls struct {
+	Operator                    string                  `json:"operator,omitempty"`
+	BuiltInControls             []string                `json:"builtInControls,omitempty"`
+	CustomAuthenticationFactors []string                `json:"customAuthenticationFactors,omitempty"`
+	TermsOfUse                  []string                `json:"termsOfUse,omitempty"`
+	AuthenticationStrength      *AuthenticationStrength `json:"authenticationStrength,omitempty"`
+}
+
+// AuthenticationStrength is an authentication strength policy, referenced by a grant or listed by
+// Graph. RequirementsSatisfied is "mfa" for every strength that satisfies MFA.
+type AuthenticationStrength struct {
+	ID                    string   `json:"id,omitempty"`
+	DisplayName           string   `json:"displayName,omitempty"`
+	PolicyType            string   `json:"policyType,omitempty"`
+	RequirementsSatisfied string   `json:"requirementsSatisfied,omitempty"`
+	AllowedCombinations   []string `json:"allowedCombinations,omitempty"`
+}
+
+// SessionControls do not affect the verdict (R19) but are part of a policy's definition.
+type SessionControls struct {
+	DisableResilienceDefaults       *bool            `json:"disableResilienceDefaults,omitempty"`
+	ApplicationEnforcedRestrictions *EnabledSetting  `json:"applicationEnforcedRestrictions,omitempty"`
+	CloudAppSecurity                *EnabledSetting  `json:"cloudAppSecurity,omitempty"`
+	PersistentBrowser               *EnabledSetting  `json:"persistentBrowser,omitempty"`
+	SignInFrequency                 *SignInFrequency `json:"signInFrequency,omitempty"`
+}
+
+// EnabledSetting is a session control that is switched on or off, with an optional mode or type.
+type EnabledSetting struct {
+	IsEnabled bool   `json:"isEnabled"`
+	Mode      string `json:"mode,omitempty"`
+	Type      string `json:"cloudAppSecurityType,omitempty"`
+}
+
+// SignInFrequency is the sign-in frequency session control.
+type SignInFrequency struct {
+	IsEnabled          bool   `json:"isEnabled"`
+	Value              int    `json:"value,omitempty"`
+	Type               string `json:"type,omitempty"`
+	AuthenticationType string `json:"authenticationType,omitempty"`
+	FrequencyInterval  string `json:"frequencyInterval,omitempty"`
+}
