@@ -1,0 +1,276 @@
+// Package config reads caguard's app settings from the environment into a validated Config. Every
+// bad value is an error that names the setting, so a misconfigured Function App fails at start-up with
+// a message an operator can act on, not later with a confusing Graph error.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Remediation modes.
+const (
+	ModeAlert     = "alert"
+	ModeRemediate = "remediate"
+)
+
+// Defaults for optional settings.
+const (
+	DefaultGraphBaseURL      = "https://graph.microsoft.com/v1.0"
+	DefaultManagedPolicyName = "caguard: require MFA for Azure management"
+	DefaultTargetAppID       = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
+	DefaultInvocationTimeout = 9 * time.Minute
+	DefaultGraphRetryBudget  = 60 * time.Second
+)
+
+// Config is every setting the handler reads. Secrets (ClientSecret) are never logged: use Redacted.
+type Config struct {
+	Port int // FUNCTIONS_CUSTOMHANDLER_PORT
+
+	TenantID           string // AZURE_TENANT_ID
+	ClientID           string // AZURE_CLIENT_ID
+	ClientSecret       string // AZURE_CLIENT_SECRET
+	FederatedTokenFile string // AZURE_FEDERATED_TOKEN_FILE
+	AuthorityHost      string // AZURE_AUTHORITY_HOST
+
+	GraphBaseURL       string        // GRAPH_BASE_URL
+	GraphRetryBudget   time.Duration // GRAPH_RETRY_BUDGET
+	ServicePrincipalID string        // CAGUARD_SERVICE_PRINCIPAL_ID
+
+	BreakGlassUserIDs        []string // BREAK_GLASS_USER_IDS
+	BreakGlassGroupIDs       []string // BREAK_GLASS_GROUP_IDS
+	TargetAppIDs             []string // TARGET_APP_IDS
+	CustomControlsCountAsMFA bool     // CUSTOM_CONTROLS_COUNT_AS_MFA
+
+	RemediationMode   string // REMEDIATION_MODE
+	ManagedPolicyName string // MANAGED_POLICY_NAME
+
+	AlertEventHubNamespace string // ALERT_EVENTHUB_NAMESPACE
+	AlertEventHubName      string // ALERT_EVENTHUB_NAME
+	AlertWebhookURL        string // ALERT_WEBHOOK_URL
+
+	InvocationTimeout time.Duration // INVOCATION_TIMEOUT
+	LogLevel          string        // LOG_LEVEL
+}
+
+// Remediate reports whether caguard may write its managed policy.
+func (c Config) Remediate() bool { return c.RemediationMode == ModeRemediate }
+
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// Load reads and validates the settings through getenv (os.Getenv in production). It reports every
+// problem at once, each naming its setting.
+func Load(getenv func(string) string) (Config, error) {
+	l := loader{getenv: getenv}
+	c := Config{
+		Port:               l.port("FUNCTIONS_CUSTOMHANDLER_PORT"),
+		TenantID:           l.guid("AZURE_TENANT_ID", true),
+		ClientID:           l.guid("AZURE_CLIENT_ID", false),
+		ClientSecret:       l.str("AZURE_CLIENT_SECRET", ""),
+		FederatedTokenFile: l.str("AZURE_FEDERATED_TOKEN_FILE", ""),
+		AuthorityHost:      l.url("AZURE_AUTHORITY_HOST", "", false),
+		GraphBaseURL:       strings.TrimRight(l.url("GRAPH_BASE_URL", DefaultGraphBaseURL, true), "/"),
+		GraphRetryBudget:   l.duration("GRAPH_RETRY_BUDGET", DefaultGraphRetryBudget),
+		ServicePrincipalID: l.guid("CAGUARD_SERVICE_PRINCIPAL_ID", false),
+		BreakGlassUserIDs:  l.guids("BREAK_GLASS_USER_IDS"),
+		BreakGlassGroupIDs: l.guids("BREAK_GLASS_GROUP_IDS"),
+		TargetAppIDs:       l.guids("TARGET_APP_IDS"),
+		RemediationMode:    l.oneOf("REMEDIATION_MODE", ModeAlert, ModeAlert, ModeRemediate),
+		ManagedPolicyName:  l.str("MANAGED_POLICY_NAME", DefaultManagedPolicyName),
+
+		AlertEventHubNamespace: l.str("ALERT_EVENTHUB_NAMESPACE", ""),
+		AlertEventHubName:      l.str("ALERT_EVENTHUB_NAME", ""),
+		AlertWebhookURL:        l.url("ALERT_WEBHOOK_URL", "", true),
+
+		CustomControlsCountAsMFA: l.boolean("CUSTOM_CONTROLS_COUNT_AS_MFA", false),
+		InvocationTimeout:        l.duration("INVOCATION_TIMEOUT", DefaultInvocationTimeout),
+		LogLevel:                 l.oneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+	}
+	if len(c.TargetAppIDs) == 0 {
+		c.TargetAppIDs = []string{DefaultTargetAppID}
+	}
+	if c.ClientSecret != "" && c.ClientID == "" {
+		l.fail("AZURE_CLIENT_SECRET", "is set but AZURE_CLIENT_ID is not: a client secret needs its application id")
+	}
+	if c.FederatedTokenFile != "" && c.ClientID == "" {
+		l.fail("AZURE_FEDERATED_TOKEN_FILE", "is set but AZURE_CLIENT_ID is not: workload identity needs its application id")
+	}
+	if (c.AlertEventHubNamespace == "") != (c.AlertEventHubName == "") {
+		l.fail("ALERT_EVENTHUB_NAME", "and ALERT_EVENTHUB_NAMESPACE must be set together")
+	}
+	if strings.TrimSpace(c.ManagedPolicyName) != c.ManagedPolicyName || len(c.ManagedPolicyName) > 256 {
+		l.fail("MANAGED_POLICY_NAME", "must have no leading or trailing spaces and at most 256 characters")
+	}
+	if c.InvocationTimeout <= 0 {
+		l.fail("INVOCATION_TIMEOUT", "must be positive")
+	}
+	if c.GraphRetryBudget < 0 {
+		l.fail("GRAPH_RETRY_BUDGET", "must not be negative")
+	}
+	if err := errors.Join(l.errs...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Redacted returns the configuration as loggable fields: the client secret shows only whether it is set.
+func (c Config) Redacted() map[string]any {
+	return map[string]any{
+		"port":                   c.Port,
+		"tenantId":               c.TenantID,
+		"clientId":               c.ClientID,
+		"clientSecretSet":        c.ClientSecret != "",
+		"federatedTokenFileSet":  c.FederatedTokenFile != "",
+		"authorityHost":          c.AuthorityHost,
+		"graphBaseUrl":           c.GraphBaseURL,
+		"breakGlassUsers":        len(c.BreakGlassUserIDs),
+		"breakGlassGroups":       len(c.BreakGlassGroupIDs),
+		"targetAppIds":           c.TargetAppIDs,
+		"remediationMode":        c.RemediationMode,
+		"managedPolicyName":      c.ManagedPolicyName,
+		"alertEventHub":          c.AlertEventHubName != "",
+		"alertWebhook":           c.AlertWebhookURL != "",
+		"customControlsCountMfa": c.CustomControlsCountAsMFA,
+	}
+}
+
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) fail(name, msg string) {
+	l.errs = append(l.errs, fmt.Errorf("setting %s %s", name, msg))
+}
+
+func (l *loader) str(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) port(name string) int {
+	v := l.str(name, "")
+	if v == "" {
+		l.fail(name, "is required: the Functions host sets it to the port the handler must listen on")
+		return 0
+	}
+	p, err := strconv.Atoi(v)
+	if err != nil || p < 1 || p > 65535 {
+		l.fail(name, fmt.Sprintf("must be a TCP port from 1 to 65535, got %q", v))
+		return 0
+	}
+	return p
+}
+
+func (l *loader) guid(name string, required bool) string {
+	v := l.str(name, "")
+	switch {
+	case v == "" && required:
+		l.fail(name, "is required (an Entra object id, a GUID)")
+	case v != "" && !guidRE.MatchString(v):
+		l.fail(name, fmt.Sprintf("must be a GUID, got %q", v))
+		return ""
+	}
+	return strings.ToLower(v)
+}
+
+func (l *loader) guids(name string) []string {
+	v := l.str(name, "")
+	if v == "" {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, part := range strings.Split(v, ",") {
+		part = strings.ToLower(strings.TrimSpace(part))
+		if part == "" {
+			continue
+		}
+		if !guidRE.MatchString(part) {
+			l.fail(name, fmt.Sprintf("must be comma-separated GUIDs, got %q", part))
+			continue
+		}
+		if !seen[part] {
+			seen[part] = true
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(l.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	l.fail(name, fmt.Sprintf("must be one of %s, got %q", strings.Join(allowed, ", "), v))
+	return def
+}
+
+func (l *loader) boolean(name string, def bool) bool {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		l.fail(name, fmt.Sprintf("must be true or false, got %q", v))
+		return def
+	}
+	return b
+}
+
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		l.fail(name, fmt.Sprintf("must be a Go duration such as 90s or 5m, got %q", v))
+		return def
+	}
+	return d
+}
+
+// url accepts an absolute http(s) URL. With httpsOnly, plain http is allowed only to a loopback host
+// (the local tenant emulator), so a typo cannot send tokens or alerts over the network in clear text.
+func (l *loader) url(name, def string, httpsOnly bool) string {
+	v := l.str(name, def)
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		// The value is not echoed: a webhook URL can carry a key in its query string.
+		l.fail(name, "must be an absolute http(s) URL")
+		return ""
+	}
+	if u.User != nil {
+		l.fail(name, "must not carry credentials in the URL")
+		return ""
+	}
+	if httpsOnly && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		l.fail(name, fmt.Sprintf("must use https (plain http is allowed only to a loopback host), got host %q", u.Hostname()))
+		return ""
+	}
+	return v
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
