@@ -2,6 +2,15 @@
 // that decide whether a tenant requires MFA for the Windows Azure Service Management API, the definition
 // of the policy caguard owns, and a semantic diff. It does no I/O and imports nothing from outside the
 // standard library, so every trigger, the tests and the benchmarks share one truth.
+//
+// The contract:
+//   - ParsePolicy reads a policy from Graph v1.0 JSON or from an audit-log old/new value and returns its
+//     normal form; malformed input is an error, never a panic, and a missing state is StateUnknown.
+//   - Normalize gives the canonical form (case, order, nil versus empty); Evaluate and Diff agree with it.
+//   - Evaluate returns a Report: compliant only when an enabled policy meets every rule, pending-enforcement
+//     when a report-only policy meets every rule but R1, non-compliant otherwise; every failing rule of
+//     every policy is a Reason with a code from Rules and one sentence for an admin.
+//   - Desired is the policy caguard owns; Diff and TopLevelFields say what a PATCH must change.
 package capolicy
 
 // State is a policy's state. Its zero value is StateUnknown, never "enabled": msgraph-sdk-go's enum
@@ -106,11 +115,15 @@ type Filter struct {
 	Rule string `json:"rule,omitempty"`
 }
 
-// ClientApplications makes a policy a workload-identity policy when it includes service principals.
+// ClientApplications makes a policy a workload-identity policy when it includes service principals
+// or agent identities. The agent-identity fields exist only in Graph beta; v1.0 omits them.
 type ClientApplications struct {
-	IncludeServicePrincipals []string `json:"includeServicePrincipals,omitempty"`
-	ExcludeServicePrincipals []string `json:"excludeServicePrincipals,omitempty"`
-	ServicePrincipalFilter   *Filter  `json:"servicePrincipalFilter,omitempty"`
+	IncludeServicePrincipals        []string `json:"includeServicePrincipals,omitempty"`
+	ExcludeServicePrincipals        []string `json:"excludeServicePrincipals,omitempty"`
+	ServicePrincipalFilter          *Filter  `json:"servicePrincipalFilter,omitempty"`
+	IncludeAgentIDServicePrincipals []string `json:"includeAgentIdServicePrincipals,omitempty"`
+	ExcludeAgentIDServicePrincipals []string `json:"excludeAgentIdServicePrincipals,omitempty"`
+	AgentIDServicePrincipalFilter   *Filter  `json:"agentIdServicePrincipalFilter,omitempty"`
 }
 
 // Platforms narrows a policy to device platforms.
@@ -125,9 +138,12 @@ type Locations struct {
 	ExcludeLocations []string `json:"excludeLocations,omitempty"`
 }
 
-// Devices narrows a policy with a device filter.
+// Devices narrows a policy with a device filter. IncludeDevices and ExcludeDevices are the deprecated
+// device-state condition, which Graph beta and older audit values still carry; v1.0 has only the filter.
 type Devices struct {
-	DeviceFilter *Filter `json:"deviceFilter,omitempty"`
+	DeviceFilter   *Filter  `json:"deviceFilter,omitempty"`
+	IncludeDevices []string `json:"includeDevices,omitempty"`
+	ExcludeDevices []string `json:"excludeDevices,omitempty"`
 }
 
 // AuthenticationFlows narrows a policy to device-code or authentication-transfer flows. Graph sends

@@ -1,0 +1,127 @@
+package capolicy
+
+import (
+	"flag"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite RULES.md from Rules()")
+
+// rulesMarkdown renders the README section from Rules(), so the document cannot drift from the code.
+func rulesMarkdown() string {
+	var b strings.Builder
+	b.WriteString(`## The rules
+
+caguard judges the control "MFA is required for the Windows Azure Service Management API" one policy at a
+time. The tenant is **compliant** when at least one enabled Conditional Access policy meets every rule
+below, **pending-enforcement** when none does but a report-only policy meets every rule except R1, and
+**non-compliant** otherwise. Grant requirements of Conditional Access policies add up, so no other policy
+can weaken one that passes; a policy that fails is still listed with all of its reasons, and the report
+names the closest one.
+
+Object and app ids compare without regard to case, and enum values (` + "`MFA`/`mfa`, `All`/`all`" + `) likewise.
+The target apps are configurable for sovereign clouds (default ` + "`" + AzureManagementAppID + "`" + `); the
+look-alike id ` + "`797f3427-79cd-4827-8132-47d473d450e4`" + ` is not the target. Custom controls count as MFA only
+when configured to. Microsoft-managed policies are judged like any other and flagged as such.
+
+Each failing rule adds a reason: a code and one sentence for the admin. Words in braces are filled in from
+the policy.
+
+| Rule | Reason code | A compliant policy has | What the admin reads |
+|---|---|---|---|
+`)
+	for _, r := range Rules() {
+		b.WriteString("| " + r.Rule + " | `" + r.Code + "` | " + r.Requirement + " | " + r.Message + " |\n")
+	}
+	b.WriteString(`
+R19: session controls never affect the verdict, but a policy with session controls and no grant fails R17
+(` + "`" + CodeNoGrantControls + "`" + `).
+`)
+	return b.String()
+}
+
+func TestRulesDocumentIsCurrent(t *testing.T) {
+	want := rulesMarkdown()
+	if *update {
+		if err := os.WriteFile("RULES.md", []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile("RULES.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("RULES.md is out of date with Rules(); run go test ./handler/capolicy -run TestRulesDocumentIsCurrent -update")
+	}
+	for _, r := range Rules() {
+		if !strings.Contains(string(got), "`"+r.Code+"`") {
+			t.Errorf("RULES.md does not mention %s", r.Code)
+		}
+	}
+}
+
+func TestRulesCodesAreDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range Rules() {
+		if seen[r.Code] {
+			t.Errorf("code %s listed twice", r.Code)
+		}
+		seen[r.Code] = true
+		if !strings.HasSuffix(r.Message, ".") || strings.Count(r.Message, ". ") > 0 {
+			t.Errorf("%s: message %q is not one sentence", r.Code, r.Message)
+		}
+	}
+}
+
+// templatePattern turns a message template into a pattern its rendered sentences match.
+func templatePattern(tmpl string) *regexp.Regexp {
+	parts := regexp.MustCompile(`\{[a-z]+\}`).Split(tmpl, -1)
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile(`^` + strings.Join(parts, `.+`) + `$`)
+}
+
+// TestEveryReasonCodeIsExercised runs the evaluation table and checks that each code in Rules() is
+// produced by some case, and that each produced sentence is the code's template filled in.
+func TestEveryReasonCodeIsExercised(t *testing.T) {
+	patterns := map[string]*regexp.Regexp{}
+	for _, r := range Rules() {
+		patterns[r.Code] = templatePattern(r.Message)
+	}
+	produced := map[string]string{}
+	for _, tc := range evalCases() {
+		_, _, rep := tc.run(t)
+		for _, p := range rep.Policies {
+			for _, reason := range p.Reasons {
+				re, ok := patterns[reason.Code]
+				if !ok {
+					t.Errorf("%s: code %s is not in Rules()", tc.name, reason.Code)
+					continue
+				}
+				if !re.MatchString(reason.Message) {
+					t.Errorf("%s: message %q does not match the template of %s", tc.name, reason.Message, reason.Code)
+				}
+				if _, ok := produced[reason.Code]; !ok {
+					produced[reason.Code] = tc.name
+				}
+			}
+		}
+	}
+	for _, r := range Rules() {
+		if _, ok := produced[r.Code]; !ok {
+			t.Errorf("no case produces %s", r.Code)
+		}
+	}
+}
+
+func TestRenderKeepsAlertsOnOneLine(t *testing.T) {
+	got := render("Has {x} and {y}.", "a\nb", "c\td")
+	if want := "Has a b and c d."; got != want {
+		t.Errorf("render: got %q, want %q", got, want)
+	}
+}
