@@ -1,0 +1,894 @@
+package graph
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/caguard/caguard/handler/capolicy"
+	"github.com/caguard/caguard/handler/graphfake"
+)
+
+const (
+	policiesPath     = "/v1.0/identity/conditionalAccess/policies"
+	breakGlassGroup  = "bbbbbbbb-0000-0000-0000-000000000001"
+	adminsGroup      = "bbbbbbbb-0000-0000-0000-000000000002"
+	managedPolicyID  = "aaaaaaaa-0000-0000-0000-000000000001"
+	strengthPolicyID = "aaaaaaaa-0000-0000-0000-000000000005"
+)
+
+type env struct {
+	srv *graphfake.Server
+	c   *Client
+}
+
+// setup starts an emulator seeded with a scenario from scripts/scenarios and a Client that gets its
+// tokens from the emulator's managed-identity endpoint, as it would on App Service. Each emulator
+// listens on its own port, so each test asks for its own token resource and MSAL's process-wide
+// managed-identity cache cannot leak a token between tests.
+func setup(t *testing.T, fo graphfake.Options, scenario string, mod func(*Options)) env {
+	t.Helper()
+	srv, err := graphfake.New(fo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scenario != "" {
+		if err := srv.LoadScenario(filepath.Join("..", "..", "scripts", "scenarios", scenario)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	t.Setenv("IDENTITY_ENDPOINT", srv.IdentityEndpoint())
+	t.Setenv("IDENTITY_HEADER", srv.IdentityHeader())
+	for _, k := range []string{"IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	o := Options{
+		BaseURL:        srv.GraphURL(),
+		RetryBudget:    3 * time.Second,
+		MaxRetries:     5,
+		RetryBaseDelay: 20 * time.Millisecond,
+		AttemptTimeout: 5 * time.Second,
+		Logger:         zaptest.NewLogger(t),
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	c, err := New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return env{srv: srv, c: c}
+}
+
+// asError insists on an *Error, reachable through wrapping.
+func asError(t *testing.T, err error) *Error {
+	t.Helper()
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	var ge *Error
+	if !errors.As(fmt.Errorf("wrapped: %w", err), &ge) {
+		t.Fatalf("error %T %q is not a *graph.Error", err, err)
+	}
+	t.Logf("error: %v", ge) // Error must never panic
+	return ge
+}
+
+func minimalPolicy() capolicy.Policy {
+	return capolicy.Policy{
+		DisplayName: "x",
+		State:       capolicy.StateReportOnly,
+		Conditions: capolicy.Conditions{
+			Users:        &capolicy.Users{IncludeUsers: []string{"All"}},
+			Applications: &capolicy.Applications{IncludeApplications: []string{capolicy.AzureManagementAppID}},
+		},
+		GrantControls: &capolicy.GrantControls{Operator: "OR", BuiltInControls: []string{"mfa"}},
+	}
+}
+
+func ids(ps []capolicy.Policy) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.ID)
+	}
+	return out
+}
+
+func TestListPoliciesFollowsEveryPageAndMapsTheModel(t *testing.T) {
+	e := setup(t, graphfake.Options{PageSize: 2}, "drifted.json", nil)
+	ps, err := e.c.ListPolicies(context.Background())
+	if err != nil {
+		t.Fatalf("ListPolicies: %v", err)
+	}
+	want := []string{managedPolicyID, "aaaaaaaa-0000-0000-0000-000000000002", "aaaaaaaa-0000-0000-0000-000000000003",
+		"aaaaaaaa-0000-0000-0000-000000000004", strengthPolicyID}
+	if got := ids(ps); !slices.Equal(got, want) {
+		t.Fatalf("ids: got %v, want %v", got, want)
+	}
+	if n := len(e.srv.CallsTo("GET " + policiesPath)); n != 3 {
+		t.Errorf("pages fetched: got %d, want 3", n)
+	}
+
+	managed, guests, msManaged, strength := ps[0], ps[2], ps[3], ps[4]
+	t.Run("states map to the domain", func(t *testing.T) {
+		got := []capolicy.State{managed.State, guests.State, strength.State}
+		want := []capolicy.State{capolicy.StateEnabled, capolicy.StateReportOnly, capolicy.StateDisabled}
+		if !slices.Equal(got, want) {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	})
+	t.Run("users and applications are carried", func(t *testing.T) {
+		u := managed.Conditions.Users
+		if u == nil || !slices.Equal(u.IncludeUsers, []string{"All"}) || !slices.Equal(u.ExcludeGroups, []string{breakGlassGroup}) ||
+			!slices.Equal(u.ExcludeUsers, []string{"33333333-3333-3333-3333-333333333333"}) {
+			t.Errorf("users: %+v", u)
+		}
+		a := managed.Conditions.Applications
+		if a == nil || !slices.Equal(a.IncludeApplications, []string{capolicy.AzureManagementAppID}) {
+			t.Errorf("applications: %+v", a)
+		}
+		if !slices.Equal(managed.Conditions.ClientAppTypes, []string{"all"}) {
+			t.Errorf("clientAppTypes: %v", managed.Conditions.ClientAppTypes)
+		}
+		if g := managed.GrantControls; g == nil || g.Operator != "OR" || !slices.Equal(g.BuiltInControls, []string{"compliantDevice"}) {
+			t.Errorf("grant: %+v", g)
+		}
+	})
+	t.Run("comma-separated guest types become a list", func(t *testing.T) {
+		g := guests.Conditions.Users.IncludeGuestsOrExternalUsers
+		if g == nil || !slices.Equal(g.GuestOrExternalUserTypes, []string{"internalGuest", "b2bCollaborationGuest", "b2bCollaborationMember"}) {
+			t.Fatalf("guests: %+v", g)
+		}
+		if g.ExternalTenants == nil || g.ExternalTenants.MembershipKind != "all" {
+			t.Errorf("external tenants: %+v", g.ExternalTenants)
+		}
+	})
+	t.Run("session controls are carried", func(t *testing.T) {
+		s := guests.SessionControls
+		if s == nil || s.SignInFrequency == nil || s.SignInFrequency.Value != 12 || s.SignInFrequency.Type != "hours" ||
+			s.PersistentBrowser == nil || s.PersistentBrowser.Mode != "never" || !s.PersistentBrowser.IsEnabled {
+			t.Errorf("session: %+v", s)
+		}
+	})
+	t.Run("Microsoft-managed policies keep their templateId", func(t *testing.T) {
+		if !msManaged.MicrosoftManaged() {
+			t.Errorf("templateId lost: %+v", msManaged)
+		}
+	})
+	t.Run("the authentication strength is expanded", func(t *testing.T) {
+		s := strength.GrantControls.AuthenticationStrength
+		if s == nil || s.ID != graphfake.StrengthPhishingResistant || s.RequirementsSatisfied != "mfa" || s.PolicyType != "builtIn" || len(s.AllowedCombinations) != 3 {
+			t.Errorf("strength: %+v", s)
+		}
+		p := strength.Conditions.Platforms
+		if p == nil || !slices.Equal(p.IncludePlatforms, []string{"all"}) || !slices.Equal(p.ExcludePlatforms, []string{"linux"}) {
+			t.Errorf("platforms: %+v", p)
+		}
+	})
+}
+
+func TestListPoliciesCompletesStrengthsGivenByIDOnly(t *testing.T) {
+	e := setup(t, graphfake.Options{PageSize: 2, CollapseAuthenticationStrength: true}, "drifted.json", nil)
+	ps, err := e.c.ListPolicies(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ps[4].GrantControls.AuthenticationStrength
+	if s == nil || s.RequirementsSatisfied != "mfa" || s.DisplayName != "Phishing-resistant MFA" {
+		t.Errorf("strength not completed: %+v", s)
+	}
+	if n := len(e.srv.CallsTo("GET /v1.0/policies/authenticationStrengthPolicies")); n != 2 {
+		t.Errorf("strength pages fetched: got %d, want 2", n)
+	}
+}
+
+func TestListPoliciesFailsWhenALaterPageFails(t *testing.T) {
+	tests := []struct {
+		name      string
+		fault     graphfake.Fault
+		status    int
+		retriable bool
+	}{
+		{"a server error on page 2", graphfake.Fault{Status: 500}, 500, true},
+		{"a forbidden page 3", graphfake.Fault{Status: 403, Skip: 1}, 403, false},
+		{"a throttled page 2 beyond the retries", graphfake.Fault{Status: 429, RetryAfter: "0"}, 429, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, graphfake.Options{PageSize: 2}, "drifted.json", func(o *Options) { o.MaxRetries = 2 })
+			f := tt.fault
+			f.Match = "GET " + policiesPath
+			f.Skip++ // the first page always succeeds
+			e.srv.Inject(f)
+			ps, err := e.c.ListPolicies(context.Background())
+			if ps != nil {
+				t.Errorf("got a partial list of %d policies, want none", len(ps))
+			}
+			ge := asError(t, err)
+			if ge.Status != tt.status || ge.Retriable() != tt.retriable {
+				t.Errorf("got status %d retriable %v, want %d %v (%v)", ge.Status, ge.Retriable(), tt.status, tt.retriable, ge)
+			}
+		})
+	}
+}
+
+func TestGetPolicy(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	p, err := e.c.GetPolicy(context.Background(), managedPolicyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.DisplayName != "caguard: require MFA for Azure management" || p.State != capolicy.StateEnabled ||
+		!slices.Equal(p.GrantControls.BuiltInControls, []string{"mfa"}) {
+		t.Errorf("got %+v", p)
+	}
+
+	t.Run("an unknown id is a permanent 404", func(t *testing.T) {
+		_, err := e.c.GetPolicy(context.Background(), "00000000-0000-0000-0000-00000000dead")
+		ge := asError(t, err)
+		if ge.Status != 404 || !ge.NotFound() || ge.Retriable() || ge.Code != "ResourceNotFound" {
+			t.Errorf("got %+v", ge)
+		}
+	})
+}
+
+func TestCreatePolicySendsStateExplicitly(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "empty.json", nil)
+	off := false
+	want := capolicy.Policy{
+		DisplayName: "caguard: require MFA for Azure management",
+		State:       capolicy.StateReportOnly,
+		Conditions: capolicy.Conditions{
+			Users: &capolicy.Users{
+				IncludeUsers:  []string{"All"},
+				ExcludeGroups: []string{breakGlassGroup},
+				ExcludeGuestsOrExternalUsers: &capolicy.GuestsOrExternalUsers{
+					GuestOrExternalUserTypes: []string{"internalGuest", "serviceProvider"},
+					ExternalTenants:          &capolicy.ExternalTenants{MembershipKind: "enumerated", Members: []string{"tenant-x"}},
+				},
+			},
+			Applications:        &capolicy.Applications{IncludeApplications: []string{capolicy.AzureManagementAppID}},
+			ClientAppTypes:      []string{"all"},
+			InsiderRiskLevels:   []string{"minor", "elevated"},
+			AuthenticationFlows: &capolicy.AuthenticationFlows{TransferMethods: []string{"deviceCodeFlow", "authenticationTransfer"}},
+		},
+		GrantControls: &capolicy.GrantControls{
+			Operator:               "OR",
+			BuiltInControls:        []string{"mfa"},
+			AuthenticationStrength: &capolicy.AuthenticationStrength{ID: graphfake.StrengthMFA, DisplayName: "ignored"},
+		},
+		SessionControls: &capolicy.SessionControls{DisableResilienceDefaults: &off,
+			SignInFrequency: &capolicy.SignInFrequency{IsEnabled: true, Value: 4, Type: "hours", FrequencyInterval: "timeBased"}},
+	}
+	got, err := e.c.CreatePolicy(context.Background(), want)
+	if err != nil {
+		t.Fatalf("CreatePolicy: %v", err)
+	}
+	if got.ID == "" || got.CreatedDateTime == "" || got.State != capolicy.StateReportOnly {
+		t.Errorf("created: %+v", got)
+	}
+	if s := got.GrantControls.AuthenticationStrength; s == nil || s.RequirementsSatisfied != "mfa" {
+		t.Errorf("created strength: %+v", s)
+	}
+
+	posts := e.srv.CallsTo("POST " + policiesPath)
+	if len(posts) != 1 {
+		t.Fatalf("POSTs: got %d, want 1", len(posts))
+	}
+	var body map[string]any
+	if err := json.Unmarshal(posts[0].Body, &body); err != nil {
+		t.Fatalf("POST body: %v: %s", err, posts[0].Body)
+	}
+	if body["state"] != "enabledForReportingButNotEnforced" {
+		t.Errorf("state sent: %v", body["state"])
+	}
+	gc := body["grantControls"].(map[string]any)
+	if s := gc["authenticationStrength"].(map[string]any); len(s) != 1 || s["id"] != graphfake.StrengthMFA {
+		t.Errorf("strength sent: %v, want only its id", s)
+	}
+	users := body["conditions"].(map[string]any)["users"].(map[string]any)
+	guests := users["excludeGuestsOrExternalUsers"].(map[string]any)
+	if guests["guestOrExternalUserTypes"] != "internalGuest,serviceProvider" {
+		t.Errorf("guest types sent: %v", guests["guestOrExternalUserTypes"])
+	}
+	if et := guests["externalTenants"].(map[string]any); et["@odata.type"] != "#microsoft.graph.conditionalAccessEnumeratedExternalTenants" {
+		t.Errorf("external tenants sent: %v", et)
+	}
+	cond := body["conditions"].(map[string]any)
+	if cond["insiderRiskLevels"] != "minor,elevated" || cond["authenticationFlows"].(map[string]any)["transferMethods"] != "deviceCodeFlow,authenticationTransfer" {
+		t.Errorf("flag enums sent: %v / %v", cond["insiderRiskLevels"], cond["authenticationFlows"])
+	}
+
+	back, err := e.c.GetPolicy(context.Background(), got.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bu := back.Conditions.Users.ExcludeGuestsOrExternalUsers
+	if !slices.Equal(bu.GuestOrExternalUserTypes, []string{"internalGuest", "serviceProvider"}) ||
+		!slices.Equal(bu.ExternalTenants.Members, []string{"tenant-x"}) ||
+		!slices.Equal(back.Conditions.InsiderRiskLevels, []string{"minor", "elevated"}) {
+		t.Errorf("round trip: %+v %+v", bu, back.Conditions)
+	}
+
+	t.Run("an unknown state is refused before any request", func(t *testing.T) {
+		e.srv.Reset()
+		p := want
+		p.State = capolicy.StateUnknown
+		_, err := e.c.CreatePolicy(context.Background(), p)
+		if ge := asError(t, err); ge.Code != "InvalidPolicy" || ge.Retriable() {
+			t.Errorf("got %+v", ge)
+		}
+		if n := len(e.srv.Calls()); n != 0 {
+			t.Errorf("requests sent: %d, want 0", n)
+		}
+	})
+}
+
+func topKeys(t *testing.T, body []byte) []string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("PATCH body %q: %v", body, err)
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func TestUpdatePolicySendsExactlyTheListedProperties(t *testing.T) {
+	tests := []struct {
+		name   string
+		fields []string
+		edit   func(*capolicy.Policy)
+		want   string // the body the emulator must receive, for bodies small enough to spell out
+	}{
+		{"state only", []string{FieldState}, func(p *capolicy.Policy) { p.State = capolicy.StateReportOnly },
+			`{"state":"enabledForReportingButNotEnforced"}`},
+		{"display name and state", []string{FieldDisplayName, FieldState}, func(p *capolicy.Policy) { p.DisplayName = "renamed" }, ""},
+		{"conditions only", []string{FieldConditions}, func(p *capolicy.Policy) { p.Conditions.Users.ExcludeUsers = nil }, ""},
+		{"grant controls only", []string{FieldGrantControls}, func(p *capolicy.Policy) {
+			p.GrantControls = &capolicy.GrantControls{Operator: "OR", BuiltInControls: []string{"mfa"}}
+		}, ""},
+		{"cleared session controls are sent as null", []string{FieldSessionControls}, func(p *capolicy.Policy) { p.SessionControls = nil },
+			`{"sessionControls":null}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, graphfake.Options{}, "drifted.json", nil)
+			ctx := context.Background()
+			// Read, change, write back: the pattern that makes the SDK send {} when the fetched
+			// model itself is patched.
+			p, err := e.c.GetPolicy(ctx, managedPolicyID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.edit(&p)
+			if err := e.c.UpdatePolicy(ctx, managedPolicyID, p, tt.fields); err != nil {
+				t.Fatalf("UpdatePolicy: %v", err)
+			}
+			patches := e.srv.CallsTo("PATCH " + policiesPath + "/" + managedPolicyID)
+			if len(patches) != 1 {
+				t.Fatalf("PATCHes: got %d, want 1", len(patches))
+			}
+			if enc := patches[0].Header.Get("Content-Encoding"); enc != "gzip" {
+				t.Errorf("Content-Encoding: got %q, want gzip", enc)
+			}
+			want := slices.Clone(tt.fields)
+			sort.Strings(want)
+			if got := topKeys(t, patches[0].Body); !slices.Equal(got, want) {
+				t.Fatalf("keys sent: got %v, want %v (%s)", got, want, patches[0].Body)
+			}
+			if tt.want != "" && string(patches[0].Body) != tt.want {
+				t.Errorf("body: got %s, want %s", patches[0].Body, tt.want)
+			}
+			after, err := e.c.GetPolicy(ctx, managedPolicyID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(tt.fields, FieldDisplayName) && after.DisplayName != p.DisplayName {
+				t.Errorf("displayName changed to %q", after.DisplayName)
+			}
+			if after.State != p.State {
+				t.Errorf("state after: got %v, want %v", after.State, p.State)
+			}
+		})
+	}
+
+	t.Run("conditions without applications are refused before any request", func(t *testing.T) {
+		e := setup(t, graphfake.Options{}, "drifted.json", nil)
+		p := minimalPolicy()
+		p.Conditions.Applications = nil
+		err := e.c.UpdatePolicy(context.Background(), managedPolicyID, p, []string{FieldConditions})
+		if ge := asError(t, err); ge.Code != "InvalidPolicy" {
+			t.Errorf("got %+v", ge)
+		}
+		if n := len(e.srv.Calls()); n != 0 {
+			t.Errorf("requests sent: %d, want 0", n)
+		}
+	})
+	t.Run("an unknown property is refused before any request", func(t *testing.T) {
+		e := setup(t, graphfake.Options{}, "drifted.json", nil)
+		err := e.c.UpdatePolicy(context.Background(), managedPolicyID, capolicy.Policy{State: capolicy.StateEnabled}, []string{"state", "templateId"})
+		if ge := asError(t, err); ge.Code != "ClientError" {
+			t.Errorf("got %+v", ge)
+		}
+		if n := len(e.srv.Calls()); n != 0 {
+			t.Errorf("requests sent: %d, want 0", n)
+		}
+	})
+}
+
+func TestGroupTransitiveMemberIDs(t *testing.T) {
+	e := setup(t, graphfake.Options{PageSize: 2}, "drifted.json", nil)
+	got, err := e.c.GroupTransitiveMemberIDs(context.Background(), adminsGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"33333333-3333-3333-3333-333333333333", breakGlassGroup,
+		"11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"}
+	if !slices.Equal(got, want) {
+		t.Errorf("members: got %v, want %v", got, want)
+	}
+	calls := e.srv.CallsTo("GET /v1.0/groups/" + adminsGroup + "/transitiveMembers")
+	if len(calls) != 2 {
+		t.Fatalf("pages: got %d, want 2", len(calls))
+	}
+	for _, c := range calls {
+		q, _ := url.ParseQuery(c.Query)
+		if q.Get("$select") != "id" {
+			t.Errorf("query %q lacks $select=id", c.Query)
+		}
+	}
+
+	t.Run("an unknown group is a permanent 404", func(t *testing.T) {
+		_, err := e.c.GroupTransitiveMemberIDs(context.Background(), "nope")
+		if ge := asError(t, err); !ge.NotFound() || ge.Retriable() {
+			t.Errorf("got %+v", ge)
+		}
+	})
+	t.Run("an empty group has no members", func(t *testing.T) {
+		e := setup(t, graphfake.Options{}, "", nil)
+		if err := e.srv.Seed(graphfake.Scenario{Groups: map[string]graphfake.Group{"g": {}}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.c.GroupTransitiveMemberIDs(context.Background(), "g")
+		if err != nil || got == nil || len(got) != 0 {
+			t.Errorf("got %v, %v; want an empty list", got, err)
+		}
+	})
+}
+
+func TestAuthenticationStrengths(t *testing.T) {
+	e := setup(t, graphfake.Options{PageSize: 2}, "empty.json", nil)
+	got, err := e.c.AuthenticationStrengths(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d strengths, want 3", len(got))
+	}
+	for _, s := range got {
+		if s.RequirementsSatisfied != "mfa" || s.PolicyType != "builtIn" || len(s.AllowedCombinations) == 0 {
+			t.Errorf("strength %+v", s)
+		}
+	}
+	if !slices.Contains(got[0].AllowedCombinations, "password,sms") {
+		t.Errorf("combinations of %s: %v", got[0].ID, got[0].AllowedCombinations)
+	}
+}
+
+func TestThrottledRequestIsRetriedAfterRetryAfter(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	e.srv.Inject(graphfake.Fault{Match: "GET " + policiesPath, Status: 429, RetryAfter: "1", Times: 1})
+	start := time.Now()
+	ps, err := e.c.ListPolicies(context.Background())
+	if err != nil {
+		t.Fatalf("ListPolicies: %v", err)
+	}
+	if len(ps) != 2 {
+		t.Errorf("policies: got %d, want 2", len(ps))
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("retried after %v, want at least the 1s Retry-After", d)
+	}
+	calls := e.srv.CallsTo("GET " + policiesPath)
+	if len(calls) != 2 || calls[0].Status != 429 || calls[1].Status != 200 {
+		t.Fatalf("calls: %+v", calls)
+	}
+	if calls[1].Header.Get("Retry-Attempt") != "1" {
+		t.Errorf("Retry-Attempt: got %q, want 1", calls[1].Header.Get("Retry-Attempt"))
+	}
+	if a, b := calls[0].Header.Get("client-request-id"), calls[1].Header.Get("client-request-id"); a == "" || a != b {
+		t.Errorf("client-request-id: %q then %q, want one id for both attempts", a, b)
+	}
+}
+
+func TestServiceUnavailableStormExhaustsTheBudget(t *testing.T) {
+	const budget = 2500 * time.Millisecond
+	e := setup(t, graphfake.Options{}, "compliant.json", func(o *Options) {
+		o.RetryBudget = budget
+		o.MaxRetries = 50
+	})
+	e.srv.Inject(graphfake.Fault{Match: "GET " + policiesPath, Status: 503, RetryAfter: "1"})
+	start := time.Now()
+	_, err := e.c.ListPolicies(context.Background())
+	elapsed := time.Since(start)
+	ge := asError(t, err)
+	if ge.Status != 503 || !ge.Retriable() {
+		t.Errorf("got %+v, want a retriable 503", ge)
+	}
+	if elapsed > budget {
+		t.Errorf("gave up after %v, want within the %v budget", elapsed, budget)
+	}
+	if n := len(e.srv.CallsTo("GET " + policiesPath)); n < 2 || n != ge.Attempts {
+		t.Errorf("attempts: emulator saw %d, error says %d", n, ge.Attempts)
+	}
+	if ge.RetryAfter != time.Second {
+		t.Errorf("RetryAfter: got %v, want 1s", ge.RetryAfter)
+	}
+}
+
+func TestRetryNeverSleepsPastTheContextDeadline(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	e.srv.Inject(graphfake.Fault{Match: "GET " + policiesPath, Status: 429, RetryAfter: "2"})
+	// Fetch the token first so the deadline only has to cover Graph.
+	if _, err := e.c.ServicePrincipalID(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := e.c.ListPolicies(ctx)
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("returned after %v; a 2s Retry-After cannot fit a 1s deadline, so it must not wait", d)
+	}
+	if ge := asError(t, err); ge.Status != 429 || !ge.Retriable() {
+		t.Errorf("got %+v", ge)
+	}
+}
+
+func TestPermissionErrorsNameThePermission(t *testing.T) {
+	e := setup(t, graphfake.Options{Roles: []string{graphfake.PermPolicyReadAll}}, "drifted.json", nil)
+	ctx := context.Background()
+	if _, err := e.c.ListPolicies(ctx); err != nil {
+		t.Fatalf("reading with Policy.Read.All: %v", err)
+	}
+	tests := []struct {
+		name string
+		run  func() error
+		perm string
+	}{
+		{"create needs Policy.ReadWrite.ConditionalAccess", func() error {
+			_, err := e.c.CreatePolicy(ctx, minimalPolicy())
+			return err
+		}, PermWritePolicies},
+		{"update needs Policy.ReadWrite.ConditionalAccess", func() error {
+			return e.c.UpdatePolicy(ctx, managedPolicyID, capolicy.Policy{State: capolicy.StateReportOnly}, []string{FieldState})
+		}, PermWritePolicies},
+		{"group members need GroupMember.Read.All", func() error {
+			_, err := e.c.GroupTransitiveMemberIDs(ctx, breakGlassGroup)
+			return err
+		}, PermReadMembers},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ge := asError(t, tt.run())
+			if ge.Status != 403 || ge.Retriable() || ge.Permission != tt.perm || !strings.Contains(ge.Error(), tt.perm) {
+				t.Errorf("got %+v: %v", ge, ge)
+			}
+		})
+	}
+	t.Run("reading without Policy.Read.All names it", func(t *testing.T) {
+		e := setup(t, graphfake.Options{Roles: []string{}}, "drifted.json", nil)
+		_, err := e.c.ListPolicies(ctx)
+		if ge := asError(t, err); ge.Status != 403 || !strings.Contains(ge.Error(), PermReadPolicies) {
+			t.Errorf("got %v", ge)
+		}
+	})
+}
+
+func TestUnusualAnswersAreErrorsNotPanics(t *testing.T) {
+	tests := []struct {
+		name      string
+		fault     graphfake.Fault
+		status    int
+		code      string
+		retriable bool
+	}{
+		{"malformed JSON in a success answer", graphfake.Fault{Status: 200, Body: `{"value": [`}, 200, "MalformedResponse", true},
+		{"an error body without a message", graphfake.Fault{Status: 400, NoMessage: true}, 400, "BadRequest", false},
+		{"an error body without an error object", graphfake.Fault{Status: 409, Body: `{}`}, 409, "Conflict", false},
+		{"an error body that is not JSON", graphfake.Fault{Status: 502, Body: `<html>bad gateway</html>`, ContentType: "application/json"}, 502, "MalformedResponse", true},
+		{"an error without a body", graphfake.Fault{Status: 500, Body: " ", ContentType: "text/plain"}, 500, "", true},
+		{"a 401 is permanent", graphfake.Fault{Status: 401}, 401, "InvalidAuthenticationToken", false},
+		{"a nextLink to another host", graphfake.Fault{Status: 200, Body: `{"value":[],"@odata.nextLink":"https://elsewhere.example/v1.0/identity/conditionalAccess/policies?$skiptoken=2"}`}, 0, "InvalidPaging", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, graphfake.Options{}, "compliant.json", nil)
+			tt.fault.Match = "GET " + policiesPath
+			e.srv.Inject(tt.fault)
+			ps, err := e.c.ListPolicies(context.Background())
+			if ps != nil {
+				t.Errorf("got %d policies, want none", len(ps))
+			}
+			ge := asError(t, err)
+			if ge.Status != tt.status || (tt.code != "" && ge.Code != tt.code) || ge.Retriable() != tt.retriable {
+				t.Errorf("got status %d code %q retriable %v, want %d %q %v (%v)", ge.Status, ge.Code, ge.Retriable(), tt.status, tt.code, tt.retriable, ge)
+			}
+		})
+	}
+}
+
+func TestDroppedConnections(t *testing.T) {
+	t.Run("a single drop is retried", func(t *testing.T) {
+		e := setup(t, graphfake.Options{}, "compliant.json", nil)
+		e.srv.Inject(graphfake.Fault{Match: "GET " + policiesPath, Drop: true, Times: 1})
+		if _, err := e.c.ListPolicies(context.Background()); err != nil {
+			t.Fatalf("ListPolicies: %v", err)
+		}
+	})
+	t.Run("drops on every attempt are a retriable network error", func(t *testing.T) {
+		e := setup(t, graphfake.Options{}, "compliant.json", func(o *Options) { o.MaxRetries = 2 })
+		e.srv.Inject(graphfake.Fault{Match: "GET " + policiesPath, Drop: true})
+		_, err := e.c.ListPolicies(context.Background())
+		ge := asError(t, err)
+		if ge.Code != "NetworkError" || !ge.Retriable() || ge.Status != 0 {
+			t.Errorf("got %+v", ge)
+		}
+	})
+	t.Run("a POST is not retried after a drop", func(t *testing.T) {
+		e := setup(t, graphfake.Options{}, "empty.json", nil)
+		e.srv.Inject(graphfake.Fault{Match: "POST " + policiesPath, Drop: true})
+		_, err := e.c.CreatePolicy(context.Background(), minimalPolicy())
+		if ge := asError(t, err); !ge.Retriable() {
+			t.Errorf("got %+v", ge)
+		}
+		if n := len(e.srv.CallsTo("POST " + policiesPath)); n != 1 {
+			t.Errorf("POST attempts: got %d, want 1", n)
+		}
+	})
+}
+
+func TestTokensComeFromTheManagedIdentityEndpoint(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "compliant.json", func(o *Options) { o.ClientID = "00000000-0000-0000-0000-0000000000c9" })
+	if _, err := e.c.ListPolicies(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mi := e.srv.CallsTo("GET /msi/token")
+	if len(mi) != 1 || mi[0].Status != 200 {
+		t.Fatalf("identity endpoint calls: %+v", mi)
+	}
+	q, _ := url.ParseQuery(mi[0].Query)
+	wantResource := "https://" + strings.TrimPrefix(e.srv.URL(), "http://")
+	if q.Get("resource") != wantResource || q.Get("client_id") != "00000000-0000-0000-0000-0000000000c9" {
+		t.Errorf("token request: %s, want resource %s and the user-assigned client id", mi[0].Query, wantResource)
+	}
+}
+
+func TestServicePrincipalID(t *testing.T) {
+	t.Run("read from the token's oid claim", func(t *testing.T) {
+		e := setup(t, graphfake.Options{ObjectID: "00000000-0000-0000-0000-0000000000d7"}, "empty.json", nil)
+		got, err := e.c.ServicePrincipalID(context.Background())
+		if err != nil || got != "00000000-0000-0000-0000-0000000000d7" {
+			t.Errorf("got %q, %v", got, err)
+		}
+	})
+	t.Run("the setting wins without a token", func(t *testing.T) {
+		e := setup(t, graphfake.Options{}, "empty.json", func(o *Options) { o.ServicePrincipalID = "sp-override" })
+		got, err := e.c.ServicePrincipalID(context.Background())
+		if err != nil || got != "sp-override" {
+			t.Errorf("got %q, %v", got, err)
+		}
+		if n := len(e.srv.Calls()); n != 0 {
+			t.Errorf("requests: %d, want 0", n)
+		}
+	})
+	t.Run("a token that is not a JWT is an error", func(t *testing.T) {
+		c, err := New(Options{Credential: staticCred("opaque")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.ServicePrincipalID(context.Background())
+		if ge := asError(t, err); ge.Code != "InvalidToken" || strings.Contains(ge.Error(), "opaque") {
+			t.Errorf("got %v", ge)
+		}
+	})
+}
+
+func TestAbsentStateIsAnError(t *testing.T) {
+	for _, tt := range []struct{ name, state string }{
+		{"absent", ``},
+		{"unknown value", `"state":"onAndOff",`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, graphfake.Options{}, "empty.json", nil)
+			id, err := e.srv.PutPolicy(json.RawMessage(`{"id":"p-nostate",` + tt.state + `"displayName":"x","conditions":{}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = e.c.ListPolicies(context.Background())
+			if ge := asError(t, err); ge.Code != "InvalidPolicy" || !strings.Contains(ge.Error(), id) {
+				t.Errorf("list: got %v", ge)
+			}
+			_, err = e.c.GetPolicy(context.Background(), id)
+			if ge := asError(t, err); ge.Code != "InvalidPolicy" {
+				t.Errorf("get: got %v", ge)
+			}
+		})
+	}
+}
+
+type staticCred string
+
+func (s staticCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+func TestErrorsNeverCarryTheToken(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	const secret = "header.c2VjcmV0LXRva2Vu.signature-not-from-the-emulator"
+	c, err := New(Options{BaseURL: e.srv.GraphURL(), Credential: staticCred(secret), MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ListPolicies(context.Background())
+	ge := asError(t, err)
+	if ge.Status != 401 || strings.Contains(fmt.Sprintf("%v %+v", ge, ge), "c2VjcmV0") {
+		t.Errorf("got %+v", ge)
+	}
+}
+
+func TestRetriableIsVisibleThroughAnInterface(t *testing.T) {
+	var err error = fmt.Errorf("reconcile: %w", &Error{Op: "list policies", Status: 503, Transient: true})
+	var r interface{ Retriable() bool }
+	if !errors.As(err, &r) || !r.Retriable() {
+		t.Fatal("a wrapped retriable *Error is not found through interface{ Retriable() bool }")
+	}
+}
+
+func TestNewValidatesSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want string // substring of the error; "" = no error
+	}{
+		{"the default is the public Graph with managed identity", Options{}, ""},
+		{"plain http to a remote host is refused", Options{BaseURL: "http://graph.example/v1.0"}, "GRAPH_BASE_URL"},
+		{"plain http to loopback is allowed", Options{BaseURL: "http://127.0.0.1:1234/v1.0"}, ""},
+		{"a relative base URL is refused", Options{BaseURL: "/v1.0"}, "GRAPH_BASE_URL"},
+		{"a client secret needs the tenant", Options{ClientSecret: "s", ClientID: "c"}, "AZURE_TENANT_ID"},
+		{"a client secret needs the client id", Options{ClientSecret: "s", TenantID: "t"}, "AZURE_CLIENT_ID"},
+		{"a federated token needs the tenant", Options{FederatedTokenFile: "/f", ClientID: "c"}, "AZURE_TENANT_ID"},
+		{"a federated token needs the client id", Options{FederatedTokenFile: "/f", TenantID: "t"}, "AZURE_CLIENT_ID"},
+		{"the authority host must be https", Options{AuthorityHost: "http://login.example"}, "AZURE_AUTHORITY_HOST"},
+		{"a user-assigned managed identity", Options{ClientID: "c"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.opts)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestScopeFollowsTheGraphHost(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://graph.microsoft.com/v1.0":     "https://graph.microsoft.com/.default",
+		"https://graph.microsoft.us/v1.0":      "https://graph.microsoft.us/.default",
+		"https://graph.microsoft.com:443/v1.0": "https://graph.microsoft.com/.default",
+		"http://127.0.0.1:8080/v1.0":           "https://127.0.0.1:8080/.default",
+	} {
+		u, err := parseBaseURL(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := scopeFor(u); got != want {
+			t.Errorf("%s: got %s, want %s", raw, got, want)
+		}
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"1", time.Second, true},
+		{"0.5", 500 * time.Millisecond, true},
+		{now.Add(3 * time.Second).Format(http.TimeFormat), 3 * time.Second, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+		{"", 0, false},
+		{"-1", 0, false},
+		{"soon", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseRetryAfter(tt.in, now)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("parseRetryAfter(%q): got %v %v, want %v %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestClientSecretCredentialHonoursAuthorityHost runs the client-secret path against a local
+// authority (azidentity insists on https, hence the TLS server) whose tokens the emulator accepts.
+func TestClientSecretCredentialHonoursAuthorityHost(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	var tokenRequests atomic.Int32
+	entra := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
+			base := "https://" + r.Host + "/tenant-1"
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"token_endpoint":         base + "/oauth2/v2.0/token",
+				"authorization_endpoint": base + "/oauth2/v2.0/authorize",
+				"issuer":                 base + "/v2.0",
+			})
+		case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
+			tokenRequests.Add(1)
+			_ = r.ParseForm()
+			if r.PostForm.Get("client_secret") != "s3cret" || r.PostForm.Get("scope") == "" {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"error":"invalid_client"}`))
+				return
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"token_type": "Bearer", "expires_in": 3600, "access_token": e.srv.Token()})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer entra.Close()
+
+	c, err := New(Options{
+		BaseURL:       e.srv.GraphURL(),
+		TenantID:      "tenant-1",
+		ClientID:      "client-1",
+		ClientSecret:  "s3cret",
+		AuthorityHost: entra.URL,
+		HTTPClient:    entra.Client(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := c.ListPolicies(context.Background())
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("got %d policies, %v", len(ps), err)
+	}
+	if n := tokenRequests.Load(); n != 1 {
+		t.Errorf("token requests: got %d, want 1", n)
+	}
+	if n := len(e.srv.CallsTo("GET /msi/token")); n != 0 {
+		t.Errorf("the managed-identity endpoint was used %d times", n)
+	}
+}
