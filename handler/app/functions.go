@@ -1,0 +1,180 @@
+// Package app defines caguard's three functions (AuditLogEvents, NightlySweep, Evaluate) on top of the
+// custom-handler protocol: each decodes its trigger, asks the reconciler for one run, and states the
+// outcome in the host's invocation log and, for Evaluate, in the HTTP answer.
+package app
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caguard/caguard/handler/auditlog"
+	"github.com/caguard/caguard/handler/azfunc"
+	"github.com/caguard/caguard/handler/capolicy"
+	"github.com/caguard/caguard/handler/reconcile"
+)
+
+// Function and binding names: operators, infra and the function.json files rely on them.
+const (
+	FuncAuditLogEvents = "AuditLogEvents"
+	FuncNightlySweep   = "NightlySweep"
+	FuncEvaluate       = "Evaluate"
+
+	bindingEvents = "events"
+	bindingTimer  = "timer"
+	bindingReq    = "req"
+	bindingRes    = "res"
+)
+
+// Reconciler runs one reconcile.
+type Reconciler interface {
+	Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Outcome, error)
+}
+
+// Deps are what the functions need.
+type Deps struct {
+	Reconciler Reconciler
+	// Filter returns the audit-log filter for this invocation. It is a function because caguard's own
+	// service principal id may only be known once a Graph token has been obtained.
+	Filter   func(ctx context.Context) auditlog.Filter
+	TenantID string
+	Now      func() time.Time
+}
+
+// Functions returns the three functions, ready for azfunc.NewServer.
+func Functions(d Deps) []azfunc.Function {
+	return []azfunc.Function{
+		{Name: FuncAuditLogEvents, Handle: d.auditLogEvents},
+		{Name: FuncNightlySweep, Handle: d.nightlySweep},
+		{Name: FuncEvaluate, HTTPOutput: bindingRes, Handle: d.evaluate},
+	}
+}
+
+// auditLogEvents decodes a batch of audit-log events and reconciles once if any record is relevant.
+// Malformed events are counted and skipped inside the batch; only an error a retry can fix (Graph
+// unavailable) fails the invocation, because Event Hubs checkpoints the batch after the retries anyway.
+func (d Deps) auditLogEvents(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Result, error) {
+	v, ok := inv.Binding(bindingEvents)
+	if !ok || v.IsNull() {
+		return nil, azfunc.Permanent("the invocation has no events binding", nil)
+	}
+	res, err := auditlog.DecodeBatch(v.Reader(), d.Filter(ctx))
+	if err != nil {
+		inv.Log.Error("audit batch is not an array of events; it is skipped", zap.Error(err))
+		return nil, azfunc.Permanent("the events binding is not an array of events", err)
+	}
+	inv.Logf("audit batch: %s", res.LogLine())
+	if !res.Reconcile {
+		return &azfunc.Result{}, nil
+	}
+	for _, h := range res.Hints {
+		inv.Log.Info("relevant audit record", zap.String("kind", string(h.Kind)), zap.String("activity", h.Activity),
+			zap.String("targetId", h.PolicyID), zap.String("targetName", h.PolicyName),
+			zap.String("actorUpn", h.Actor.UserPrincipalName), zap.String("actorId", firstNonEmpty(h.Actor.UserID, h.Actor.ServicePrincipalID, h.Actor.AppID)),
+			zap.String("correlationId", h.CorrelationID))
+	}
+	out, err := d.Reconciler.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerAuditEvent, Act: true, Hints: res.Hints})
+	if err != nil {
+		return nil, err
+	}
+	logOutcome(inv, out)
+	return &azfunc.Result{}, nil
+}
+
+// nightlySweep reconciles unconditionally. A timer payload that cannot be read does not stop the sweep:
+// the sweep is the backstop for everything else.
+func (d Deps) nightlySweep(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Result, error) {
+	if t, err := inv.Timer(bindingTimer); err != nil {
+		inv.Log.Warn("timer payload unreadable; sweeping anyway", zap.Error(err))
+	} else if t.IsPastDue {
+		inv.Logf("timer is past due; sweeping now")
+	}
+	out, err := d.Reconciler.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerSweep, Act: true})
+	if err != nil {
+		return nil, err
+	}
+	logOutcome(inv, out)
+	return &azfunc.Result{}, nil
+}
+
+// EvaluateAnswer is the body of Evaluate's HTTP answer (DESIGN.md's contract).
+type EvaluateAnswer struct {
+	Compliant   bool                    `json:"compliant"`
+	Verdict     capolicy.Verdict        `json:"verdict"`
+	Summary     string                  `json:"summary"`
+	TenantID    string                  `json:"tenantId"`
+	EvaluatedAt time.Time               `json:"evaluatedAt"`
+	Mode        string                  `json:"mode"` // "report" for GET, "run" for POST
+	Policies    []capolicy.PolicyResult `json:"policies"`
+	Passing     []string                `json:"passing"`
+	Closest     string                  `json:"closest,omitempty"`
+	Actions     []reconcile.Action      `json:"actions"`
+	AlertID     string                  `json:"alertId,omitempty"`
+}
+
+// evaluate answers GET with a report (nothing written, no alert) and POST with a full run.
+func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Result, error) {
+	req, err := inv.HTTPRequest(bindingReq)
+	if err != nil {
+		return nil, azfunc.Permanent("the request could not be read", err)
+	}
+	var act bool
+	switch req.Method {
+	case http.MethodGet:
+	case http.MethodPost:
+		act = true
+	default:
+		return nil, &azfunc.PublicError{Status: http.StatusMethodNotAllowed, Message: "use GET for a report or POST to run the reconcile"}
+	}
+	out, err := d.Reconciler.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerHTTP, Act: act})
+	if err != nil {
+		return nil, err
+	}
+	logOutcome(inv, out)
+	ans := EvaluateAnswer{
+		Compliant:   out.Report.Compliant,
+		Verdict:     out.Report.Verdict,
+		Summary:     out.Report.Summary,
+		TenantID:    d.TenantID,
+		EvaluatedAt: d.Now().UTC(),
+		Mode:        "report",
+		Policies:    out.Report.Policies,
+		Passing:     out.Report.Passing,
+		Closest:     out.Report.Closest,
+		Actions:     out.Actions,
+	}
+	if act {
+		ans.Mode = "run"
+	}
+	if ans.Policies == nil {
+		ans.Policies = []capolicy.PolicyResult{}
+	}
+	if ans.Passing == nil {
+		ans.Passing = []string{}
+	}
+	if out.Alert != nil {
+		ans.AlertID = out.Alert.ID
+	}
+	return &azfunc.Result{Outputs: map[string]any{bindingRes: azfunc.JSONResponse(http.StatusOK, ans)}}, nil
+}
+
+func logOutcome(inv *azfunc.Invocation, out reconcile.Outcome) {
+	inv.Logf("verdict %s: %s", out.Report.Verdict, out.Report.Summary)
+	for _, a := range out.Actions {
+		inv.Logf("action %s (performed: %t): %s", a.Kind, a.Performed, a.Reason)
+	}
+	if out.Alert != nil {
+		inv.Logf("alert %s raised", out.Alert.ID)
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,178 @@
+// Command handler is caguard's Azure Functions custom handler. The host starts it with the port in
+// FUNCTIONS_CUSTOMHANDLER_PORT and every app setting in the environment; it serves on 127.0.0.1 until
+// SIGTERM or SIGINT. This file only wires: config -> logger -> Graph client -> sinks -> reconciler ->
+// functions -> server.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caguard/caguard/handler/alert"
+	"github.com/caguard/caguard/handler/app"
+	"github.com/caguard/caguard/handler/auditlog"
+	"github.com/caguard/caguard/handler/azfunc"
+	"github.com/caguard/caguard/handler/capolicy"
+	"github.com/caguard/caguard/handler/config"
+	"github.com/caguard/caguard/handler/graph"
+	"github.com/caguard/caguard/handler/reconcile"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "caguard: error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the handler and blocks until ctx is cancelled.
+func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("setting LOG_LEVEL: %w", err)
+	}
+	log := azfunc.NewLogger(stdout, stderr, level)
+	defer func() { _ = log.Sync() }()
+	log.Info("starting caguard", zap.Any("config", cfg.Redacted()))
+
+	// Listen first: the host polls GET / from the moment it starts the process.
+	ln, err := azfunc.Listen(cfg.Port)
+	if err != nil {
+		return err
+	}
+
+	gopts := graph.Options{
+		BaseURL:            cfg.GraphBaseURL,
+		TenantID:           cfg.TenantID,
+		ClientID:           cfg.ClientID,
+		ClientSecret:       cfg.ClientSecret,
+		FederatedTokenFile: cfg.FederatedTokenFile,
+		AuthorityHost:      cfg.AuthorityHost,
+		ServicePrincipalID: cfg.ServicePrincipalID,
+		RetryBudget:        cfg.GraphRetryBudget,
+		Logger:             log.Named("graph"),
+	}
+	// One identity for Graph and the alert Event Hub.
+	cred, err := graph.NewCredential(gopts)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("credential: %w", err)
+	}
+	gopts.Credential = cred
+	gc, err := graph.New(gopts)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("graph client: %w", err)
+	}
+
+	sinks, closeSinks, err := alertSinks(cfg, cred, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeSinks()
+
+	now := time.Now
+	rec := &reconcile.Reconciler{
+		Store: gc,
+		Sinks: sinks,
+		Policy: capolicy.Config{
+			TargetAppIDs:             cfg.TargetAppIDs,
+			BreakGlassUserIDs:        cfg.BreakGlassUserIDs,
+			BreakGlassGroupIDs:       cfg.BreakGlassGroupIDs,
+			CustomControlsCountAsMFA: cfg.CustomControlsCountAsMFA,
+			ManagedPolicyName:        cfg.ManagedPolicyName,
+		},
+		TenantID:  cfg.TenantID,
+		Remediate: cfg.Remediate(),
+		Now:       now,
+		Log:       log.Named("reconcile"),
+	}
+	fns := app.Functions(app.Deps{
+		Reconciler: rec,
+		Filter:     auditFilter(cfg, gc, log),
+		TenantID:   cfg.TenantID,
+		Now:        now,
+	})
+	srv := azfunc.NewServer(log, cfg.InvocationTimeout, fns...)
+	return azfunc.Serve(ctx, ln, srv, log, cfg.InvocationTimeout)
+}
+
+var _ reconcile.PolicyStore = (*graph.Client)(nil)
+
+// auditFilter resolves caguard's own service principal once (from the setting, or the oid claim of its
+// Graph token) so that its own writes in the audit log trigger nothing. Until that succeeds, each batch
+// tries again; a batch decoded without it can at worst cause one reconcile that finds nothing to write.
+func auditFilter(cfg config.Config, gc *graph.Client, log *zap.Logger) func(context.Context) auditlog.Filter {
+	var (
+		mu   sync.Mutex
+		self string
+	)
+	return func(ctx context.Context) auditlog.Filter {
+		mu.Lock()
+		defer mu.Unlock()
+		if self == "" {
+			id, err := gc.ServicePrincipalID(ctx)
+			if err != nil {
+				log.Warn("own service principal id unknown; own writes cannot be told apart in this batch", zap.Error(err))
+			} else {
+				self = id
+			}
+		}
+		f := auditlog.Filter{TenantID: cfg.TenantID, BreakGlassGroupIDs: cfg.BreakGlassGroupIDs}
+		if self != "" {
+			f.SelfPrincipalIDs = append(f.SelfPrincipalIDs, self)
+		}
+		if cfg.ClientID != "" {
+			f.SelfPrincipalIDs = append(f.SelfPrincipalIDs, cfg.ClientID)
+		}
+		return f
+	}
+}
+
+// alertSinks builds the configured sinks. The log sink is always there, so an alert is never lost
+// silently even when the optional sinks fail.
+func alertSinks(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger) ([]reconcile.AlertSink, func(), error) {
+	sinks := []reconcile.AlertSink{&alert.LogSink{Log: log.Named("alert")}}
+	closers := []func(){}
+	if cfg.AlertWebhookURL != "" {
+		wh, err := alert.NewWebhookSink(cfg.AlertWebhookURL, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("setting ALERT_WEBHOOK_URL: %w", err)
+		}
+		sinks = append(sinks, wh)
+	}
+	if cfg.AlertEventHubName != "" {
+		eh, err := alert.NewEventHubSink(cfg.AlertEventHubNamespace, cfg.AlertEventHubName, cred)
+		if err != nil {
+			return nil, nil, fmt.Errorf("setting ALERT_EVENTHUB_NAMESPACE: %w", err)
+		}
+		sinks = append(sinks, eh)
+		closers = append(closers, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = eh.Close(ctx)
+		})
+	}
+	return sinks, func() {
+		for _, c := range closers {
+			c()
+		}
+	}, nil
+}
