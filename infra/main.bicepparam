@@ -1,0 +1,29 @@
+// Example parameters for infra/main.bicep. Copy it, replace the placeholders, and deploy with
+//   scripts/deploy.sh -g <resource group> -p infra/<your copy>.bicepparam
+// It holds no secrets: the webhook URL (if any) and the deployer's object id come from the
+// environment when the file is compiled.
+using 'main.bicep'
+
+param namePrefix = 'caguard'
+
+// Approved break-glass accounts: the only exclusions a compliant policy may have. Replace these
+// placeholders with the object ids of your emergency-access users and (optionally) groups.
+param breakGlassUserIds = '00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002'
+param breakGlassGroupIds = ''
+
+// Start with alert; switch to remediate after granting Policy.ReadWrite.ConditionalAccess
+// (scripts/grant-graph-permissions.sh --remediate).
+param remediationMode = 'alert'
+param managedPolicyName = 'caguard: require MFA for Azure management'
+param sweepSchedule = '0 30 2 * * *'
+
+param auditPartitionCount = 2
+param auditRetentionDays = 3
+
+// Optional alert sinks.
+param deployAlertEventHub = false
+param alertWebhookUrl = readEnvironmentVariable('CAGUARD_ALERT_WEBHOOK_URL', '')
+
+// Who uploads the app package. scripts/deploy.sh sets both variables for the signed-in account.
+param deployerPrincipalId = readEnvironmentVariable('CAGUARD_DEPLOYER_OBJECT_ID', '')
+param deployerPrincipalType = readEnvironmentVariable('CAGUARD_DEPLOYER_PRINCIPAL_TYPE', 'User')
