@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite RULES.md from Rules()")
+var update = flag.Bool("update", false, "rewrite the README's rules section from Rules()")
 
 // rulesMarkdown renders the README section from Rules(), so the document cannot drift from the code.
 func rulesMarkdown() string {
@@ -43,23 +43,37 @@ R19: session controls never affect the verdict, but a policy with session contro
 	return b.String()
 }
 
+// TestRulesDocumentIsCurrent checks the README's rules section against Rules(); -update rewrites it.
 func TestRulesDocumentIsCurrent(t *testing.T) {
+	const path = "../../README.md"
 	want := rulesMarkdown()
-	if *update {
-		if err := os.WriteFile("RULES.md", []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile("RULES.md")
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(got) != want {
-		t.Errorf("RULES.md is out of date with Rules(); run go test ./handler/capolicy -run TestRulesDocumentIsCurrent -update")
+	readme := string(raw)
+	start := strings.Index(readme, "## The rules\n")
+	if start < 0 {
+		t.Fatal("README.md has no section \"## The rules\"")
+	}
+	end := len(readme)
+	if next := strings.Index(readme[start+1:], "\n## "); next >= 0 {
+		end = start + 1 + next
+	}
+	if *update {
+		readme = readme[:start] + want + readme[end:]
+		if err := os.WriteFile(path, []byte(readme), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		end = start + len(want)
+	}
+	got := readme[start:end]
+	if got != want {
+		t.Errorf("README.md's rules section is out of date with Rules(); run go test ./handler/capolicy -run TestRulesDocumentIsCurrent -update")
 	}
 	for _, r := range Rules() {
-		if !strings.Contains(string(got), "`"+r.Code+"`") {
-			t.Errorf("RULES.md does not mention %s", r.Code)
+		if !strings.Contains(got, "`"+r.Code+"`") {
+			t.Errorf("README.md does not mention %s", r.Code)
 		}
 	}
 }
