@@ -16,17 +16,19 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Value is one binding value of an envelope, as the host sent it.
 type Value struct {
 	raw      json.RawMessage // objects, arrays, numbers, booleans: the JSON as sent
-	text     string          // strings: the content once decoded
+	text     []byte          // strings: the content once decoded
 	isString bool
 }
 
 // StringValue returns a Value that holds a once-decoded JSON string, as the host sends strings.
-func StringValue(s string) Value { return Value{text: s, isString: true} }
+func StringValue(s string) Value { return Value{text: []byte(s), isString: true} }
 
 // RawValue returns a Value holding a JSON object, array or scalar as sent.
 func RawValue(raw json.RawMessage) Value { return Value{raw: raw} }
@@ -42,7 +44,7 @@ func (v Value) IsNull() bool {
 // Text returns a string value's content, or the raw JSON of any other value.
 func (v Value) Text() string {
 	if v.isString {
-		return v.text
+		return string(v.text)
 	}
 	return string(v.raw)
 }
@@ -51,7 +53,7 @@ func (v Value) Text() string {
 // it) or the raw JSON of an object or array. It does not copy.
 func (v Value) Reader() io.Reader {
 	if v.isString {
-		return strings.NewReader(v.text)
+		return bytes.NewReader(v.text)
 	}
 	return bytes.NewReader(v.raw)
 }
@@ -60,7 +62,7 @@ func (v Value) Reader() io.Reader {
 // the string (the host's double encoding); for anything else, the value itself.
 func (v Value) Decode(dst any) error {
 	if v.isString {
-		return json.Unmarshal([]byte(v.text), dst)
+		return json.Unmarshal(v.text, dst)
 	}
 	if len(v.raw) == 0 {
 		return errors.New("value is absent")
@@ -68,40 +70,58 @@ func (v Value) Decode(dst any) error {
 	return json.Unmarshal(v.raw, dst)
 }
 
-// decodeEnvelope reads {"Data":{…},"Metadata":{…}} from r. Large string values (an Event Hub batch can
-// be tens of megabytes) are decoded straight into a Go string, so the envelope holds one decoded copy
-// of them and no json.RawMessage duplicate. Unknown top-level keys are skipped; key case is ignored
-// because the host's serializer matches properties case-insensitively.
-func decodeEnvelope(r io.Reader) (data, metadata map[string]Value, err error) {
-	dec := json.NewDecoder(r)
-	if err := expectDelim(dec, '{'); err != nil {
+// decodeEnvelope reads {"Data":{…},"Metadata":{…}} from r.
+//
+// An Event Hub batch arrives as one string value of up to a hundred megabytes or so, escaped once more
+// by the host. encoding/json's Decoder decodes such a token at about 100 MB/s and holds the raw token,
+// its growing read buffer and the decoded string at once. Instead the body is read once, and string
+// values are unescaped in place (unescaping never lengthens a string), so the envelope costs one copy
+// of the body and the decode runs at memory speed. Objects and other values are kept as raw JSON and
+// checked with json.Valid. Unknown top-level keys are skipped; key case is ignored because the host's
+// serializer matches properties case-insensitively.
+// sizeHint, the request's Content-Length when known, sizes the read buffer in one allocation.
+func decodeEnvelope(r io.Reader, sizeHint int64) (data, metadata map[string]Value, err error) {
+	var buf bytes.Buffer
+	if sizeHint > 0 && sizeHint < MaxBodyBytes {
+		buf.Grow(int(sizeHint) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, nil, fmt.Errorf("envelope: %w", err)
 	}
-	for dec.More() {
-		key, err := stringToken(dec)
-		if err != nil {
-			return nil, nil, fmt.Errorf("envelope: %w", err)
-		}
-		switch {
-		case strings.EqualFold(key, "Data"):
-			if data, err = decodeBindings(dec); err != nil {
-				return nil, nil, fmt.Errorf("envelope Data: %w", err)
-			}
-		case strings.EqualFold(key, "Metadata"):
-			if metadata, err = decodeBindings(dec); err != nil {
-				return nil, nil, fmt.Errorf("envelope Metadata: %w", err)
-			}
-		default:
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return nil, nil, fmt.Errorf("envelope %q: %w", key, err)
-			}
-		}
-	}
-	if err := expectDelim(dec, '}'); err != nil {
+	p := &parser{b: buf.Bytes()}
+	if err := p.expect('{'); err != nil {
 		return nil, nil, fmt.Errorf("envelope: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if !p.consume('}') {
+		for {
+			key, err := p.key()
+			if err != nil {
+				return nil, nil, fmt.Errorf("envelope: %w", err)
+			}
+			switch {
+			case strings.EqualFold(key, "Data"):
+				if data, err = p.bindings(); err != nil {
+					return nil, nil, fmt.Errorf("envelope Data: %w", err)
+				}
+			case strings.EqualFold(key, "Metadata"):
+				if metadata, err = p.bindings(); err != nil {
+					return nil, nil, fmt.Errorf("envelope Metadata: %w", err)
+				}
+			default:
+				if _, err := p.value(); err != nil {
+					return nil, nil, fmt.Errorf("envelope %q: %w", key, err)
+				}
+			}
+			if p.consume('}') {
+				break
+			}
+			if err := p.expect(','); err != nil {
+				return nil, nil, fmt.Errorf("envelope: %w", err)
+			}
+		}
+	}
+	p.space()
+	if p.i != len(p.b) {
 		return nil, nil, errors.New("envelope: unexpected data after the JSON object")
 	}
 	if data == nil {
@@ -113,104 +133,273 @@ func decodeEnvelope(r io.Reader) (data, metadata map[string]Value, err error) {
 	return data, metadata, nil
 }
 
-// decodeBindings reads an object of binding values, or null.
-func decodeBindings(dec *json.Decoder) (map[string]Value, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+// parser walks an envelope held in b. Strings are unescaped in place, overwriting b.
+type parser struct {
+	b []byte
+	i int
+}
+
+var errEOF = io.ErrUnexpectedEOF
+
+func (p *parser) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\r', '\n':
+			p.i++
+		default:
+			return
+		}
 	}
-	if tok == nil {
+}
+
+// consume skips white space and c, if c is next.
+func (p *parser) consume(c byte) bool {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *parser) expect(c byte) error {
+	if p.consume(c) {
+		return nil
+	}
+	if p.i >= len(p.b) {
+		return errEOF
+	}
+	return fmt.Errorf("want %q at offset %d, got %q", c, p.i, p.b[p.i])
+}
+
+// key reads an object key and its colon.
+func (p *parser) key() (string, error) {
+	p.space()
+	if p.i >= len(p.b) {
+		return "", errEOF
+	}
+	if p.b[p.i] != '"' {
+		return "", fmt.Errorf("want an object key at offset %d", p.i)
+	}
+	s, err := p.str()
+	if err != nil {
+		return "", err
+	}
+	return string(s), p.expect(':')
+}
+
+// bindings reads an object of binding values, or null.
+func (p *parser) bindings() (map[string]Value, error) {
+	p.space()
+	if bytes.HasPrefix(p.b[p.i:], []byte("null")) {
+		p.i += 4
 		return map[string]Value{}, nil
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("want an object, got %v", tok)
+	if err := p.expect('{'); err != nil {
+		return nil, err
 	}
 	out := map[string]Value{}
-	for dec.More() {
-		key, err := stringToken(dec)
+	if p.consume('}') {
+		return out, nil
+	}
+	for {
+		key, err := p.key()
 		if err != nil {
 			return nil, err
 		}
-		v, err := decodeValue(dec)
+		v, err := p.value()
 		if err != nil {
 			return nil, fmt.Errorf("binding %q: %w", key, err)
 		}
 		out[key] = v
+		if p.consume('}') {
+			return out, nil
+		}
+		if err := p.expect(','); err != nil {
+			return nil, err
+		}
 	}
-	return out, expectDelim(dec, '}')
 }
 
-// decodeValue reads one value. When the decoder's buffer shows that a string follows, the string is
-// read as a token (one decoded copy); otherwise the raw JSON is kept.
-func decodeValue(dec *json.Decoder) (Value, error) {
-	if nextIsString(dec) {
-		tok, err := dec.Token()
+// value reads any JSON value: a string is unescaped, anything else is kept raw and validated.
+func (p *parser) value() (Value, error) {
+	p.space()
+	if p.i >= len(p.b) {
+		return Value{}, errEOF
+	}
+	if p.b[p.i] == '"' {
+		s, err := p.str()
 		if err != nil {
 			return Value{}, err
 		}
-		s, ok := tok.(string)
-		if !ok {
-			return Value{}, fmt.Errorf("want a string, got %v", tok)
-		}
-		return StringValue(s), nil
+		return Value{text: s, isString: true}, nil
 	}
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
+	start := p.i
+	if err := p.skip(); err != nil {
 		return Value{}, err
 	}
-	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return Value{}, err
-		}
-		return StringValue(s), nil
+	raw := p.b[start:p.i]
+	if !json.Valid(raw) {
+		return Value{}, fmt.Errorf("invalid JSON value at offset %d", start)
 	}
-	return RawValue(raw), nil
+	return Value{raw: raw}, nil
 }
 
-// nextIsString peeks at the decoder's buffer, past the colon and white space, for an opening quote.
-// An empty buffer answers false, and decodeValue takes the general path.
-func nextIsString(dec *json.Decoder) bool {
-	br, ok := dec.Buffered().(*bytes.Reader)
-	if !ok {
-		return false
-	}
-	for {
-		c, err := br.ReadByte()
-		if err != nil {
-			return false
-		}
+// skip moves past a non-string value: an object or array (strings inside are skipped, not
+// unescaped) or a scalar. json.Valid checks what it skipped.
+func (p *parser) skip() error {
+	depth := 0
+	for p.i < len(p.b) {
+		c := p.b[p.i]
 		switch c {
-		case ' ', '\t', '\r', '\n', ':':
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return nil // the end of the enclosing object: a scalar ended here
+			}
+			depth--
+			if depth == 0 {
+				p.i++
+				return nil
+			}
+		case '"':
+			if err := p.skipString(); err != nil {
+				return err
+			}
 			continue
-		default:
-			return c == '"'
+		case ',', ' ', '\t', '\r', '\n':
+			if depth == 0 {
+				return nil
+			}
 		}
+		p.i++
 	}
-}
-
-func stringToken(dec *json.Decoder) (string, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return "", err
-	}
-	s, ok := tok.(string)
-	if !ok {
-		return "", fmt.Errorf("want an object key, got %v", tok)
-	}
-	return s, nil
-}
-
-func expectDelim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		if err == io.EOF {
-			return io.ErrUnexpectedEOF
-		}
-		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("want %q, got %v", want, tok)
+	if depth > 0 {
+		return errEOF
 	}
 	return nil
+}
+
+func (p *parser) skipString() error {
+	for p.i++; p.i < len(p.b); p.i++ {
+		switch p.b[p.i] {
+		case '\\':
+			p.i++
+		case '"':
+			p.i++
+			return nil
+		}
+	}
+	return errEOF
+}
+
+// str reads a string at p.i (an opening quote) and returns its content, unescaped in place: the
+// returned slice aliases b. Invalid UTF-8 is kept as it is (encoding/json would substitute U+FFFD,
+// which can be longer than what it replaces); the consumer parses the content as JSON anyway.
+func (p *parser) str() ([]byte, error) {
+	p.i++ // opening quote
+	start := p.i
+	// Fast path: no escape before the closing quote, nothing to move.
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		if c == '"' {
+			s := p.b[start:p.i]
+			p.i++
+			return s, nil
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			return nil, fmt.Errorf("control character in string at offset %d", p.i)
+		}
+		p.i++
+	}
+	w := p.i // write position; always <= p.i
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return p.b[start:w], nil
+		case c < 0x20:
+			return nil, fmt.Errorf("control character in string at offset %d", p.i)
+		case c != '\\':
+			p.b[w] = c
+			w++
+			p.i++
+			continue
+		}
+		if p.i+1 >= len(p.b) {
+			return nil, errEOF
+		}
+		esc := p.b[p.i+1]
+		p.i += 2
+		switch esc {
+		case '"', '\\', '/':
+			p.b[w] = esc
+		case 'b':
+			p.b[w] = '\b'
+		case 'f':
+			p.b[w] = '\f'
+		case 'n':
+			p.b[w] = '\n'
+		case 'r':
+			p.b[w] = '\r'
+		case 't':
+			p.b[w] = '\t'
+		case 'u':
+			r, err := p.hex4()
+			if err != nil {
+				return nil, err
+			}
+			if utf16.IsSurrogate(r) {
+				// A pair is 12 bytes in and 4 out; a lone surrogate becomes U+FFFD, 6 bytes in and 3 out.
+				r2 := utf8.RuneError
+				if p.i+1 < len(p.b) && p.b[p.i] == '\\' && p.b[p.i+1] == 'u' {
+					save := p.i
+					p.i += 2
+					lo, err := p.hex4()
+					if err != nil {
+						return nil, err
+					}
+					if d := utf16.DecodeRune(r, lo); d != utf8.RuneError {
+						r2 = d
+					} else {
+						p.i = save
+					}
+				}
+				r = r2
+			}
+			w += utf8.EncodeRune(p.b[w:], r)
+			continue
+		default:
+			return nil, fmt.Errorf("invalid escape \\%c at offset %d", esc, p.i-2)
+		}
+		w++
+	}
+	return nil, errEOF
+}
+
+func (p *parser) hex4() (rune, error) {
+	if p.i+4 > len(p.b) {
+		return 0, errEOF
+	}
+	var r rune
+	for _, c := range p.b[p.i : p.i+4] {
+		r <<= 4
+		switch {
+		case '0' <= c && c <= '9':
+			r |= rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, fmt.Errorf("invalid \\u escape at offset %d", p.i)
+		}
+	}
+	p.i += 4
+	return r, nil
 }

@@ -133,7 +133,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, fn Function) {
 		err error
 	)
 	body := http.MaxBytesReader(w, r.Body, s.MaxBody)
-	inv.Data, inv.Metadata, err = decodeEnvelope(body)
+	inv.Data, inv.Metadata, err = decodeEnvelope(body, r.ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
