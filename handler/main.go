@@ -25,6 +25,7 @@ import (
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/config"
 	"github.com/caguard/caguard/handler/graph"
+	"github.com/caguard/caguard/handler/logctx"
 	"github.com/caguard/caguard/handler/reconcile"
 )
 
@@ -130,7 +131,7 @@ func auditFilter(cfg config.Config, gc *graph.Client, log *zap.Logger) func(cont
 		if self == "" {
 			id, err := gc.ServicePrincipalID(ctx)
 			if err != nil {
-				log.Warn("own service principal id unknown; own writes cannot be told apart in this batch", zap.Error(err))
+				logctx.From(ctx, log).Warn("own service principal id unknown; own writes cannot be told apart in this batch", zap.Error(err))
 			} else {
 				self = id
 			}

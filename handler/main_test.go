@@ -257,6 +257,22 @@ func TestEndToEndDriftedTenant(t *testing.T) {
 		t.Errorf("the alert does not name who changed the policy; stderr: %s", h.stderr.String())
 	}
 
+	// Every line written on behalf of an invocation carries its id, whichever package wrote it.
+	for _, out := range []string{h.stdout.String(), h.stderr.String()} {
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("log line is not one JSON object: %q", line)
+			}
+			switch m["msg"] {
+			case "reconciled", "caguard alert", "wrote the managed policy", "relevant audit record":
+				if m["invocationId"] == nil || m["invocationId"] == "" {
+					t.Errorf("%q line without invocationId: %s", m["msg"], line)
+				}
+			}
+		}
+	}
+
 	status, body = h.evaluate(t, http.MethodGet)
 	if body["verdict"] != "compliant" || body["compliant"] != true {
 		t.Fatalf("after restore: %d %v %v", status, body["verdict"], body["summary"])

@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/caguard/caguard/handler/logctx"
 	"github.com/caguard/caguard/handler/reconcile"
 )
 
@@ -21,11 +22,13 @@ type LogSink struct {
 // Name implements reconcile.AlertSink.
 func (s *LogSink) Name() string { return "log" }
 
-// Send logs the alert. It returns nil even without a logger: there is nowhere else to report to.
-func (s *LogSink) Send(_ context.Context, a reconcile.Alert) error {
-	if s == nil || s.Log == nil {
+// Send logs the alert, with the invocation's logger when ctx carries one (so the line has the
+// invocation id). It returns nil even without a logger: there is nowhere else to report to.
+func (s *LogSink) Send(ctx context.Context, a reconcile.Alert) error {
+	if s == nil {
 		return nil
 	}
+	log := logctx.From(ctx, s.Log)
 	fields := []zap.Field{
 		zap.String("alertId", a.ID),
 		zap.String("tenantId", a.TenantID),
@@ -49,7 +52,7 @@ func (s *LogSink) Send(_ context.Context, a reconcile.Alert) error {
 	fields = append(fields,
 		zap.Array("actions", logActions(a.Actions)),
 		zap.String("nextStep", a.NextStep))
-	s.Log.Warn("caguard alert", fields...)
+	log.Warn("caguard alert", fields...)
 	return nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caguard/caguard/handler/logctx"
 )
 
 // MaxBodyBytes bounds an invocation's request body. The largest legal Event Hub batch is
@@ -121,7 +123,7 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, fn Function) {
 	inv := &Invocation{ID: r.Header.Get(invocationIDHeader), Function: fn.Name}
 	inv.Log = s.Log.With(zap.String("invocationId", inv.ID), zap.String("function", fn.Name))
 
-	ctx := r.Context()
+	ctx := logctx.With(r.Context(), inv.Log)
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caguard/caguard/handler/logctx"
 )
 
 // retryTransport retries throttled and transient requests. It wraps the SDK's whole middleware
@@ -98,7 +100,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			_ = resp.Body.Close()
 		}
-		t.log.Info("graph request retried",
+		logctx.From(req.Context(), t.log).Info("graph request retried",
 			zap.String("op", op), zap.String("method", req.Method), zap.String("path", req.URL.Path),
 			zap.Int("status", status), zap.Int("attempt", attempt), zap.Duration("delay", delay),
 			zap.NamedError("cause", err))

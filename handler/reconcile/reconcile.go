@@ -23,6 +23,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caguard/caguard/handler/logctx"
+
 	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/capolicy"
 )
@@ -132,7 +134,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 		}
 	}
 	out.Actions = []Action{action}
-	r.Log.Info("reconciled",
+	logctx.From(ctx, r.Log).Info("reconciled",
 		zap.String("trigger", string(req.Trigger)), zap.String("verdict", string(out.Report.Verdict)),
 		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("performed", action.Performed))
 
@@ -164,7 +166,7 @@ func (r *Reconciler) read(ctx context.Context) (t capolicy.Tenant, missing []str
 		ids, err := r.Store.GroupTransitiveMemberIDs(ctx, g)
 		var nf notFound
 		if errors.As(err, &nf) && nf.NotFound() {
-			r.Log.Warn("break-glass group does not exist", zap.String("groupId", g))
+			logctx.From(ctx, r.Log).Warn("break-glass group does not exist", zap.String("groupId", g))
 			missing = append(missing, g)
 			continue
 		}
@@ -272,7 +274,7 @@ func (r *Reconciler) apply(ctx context.Context, a *Action) error {
 		}
 	}
 	a.Performed = true
-	r.Log.Warn("wrote the managed policy", zap.String("kind", a.Kind), zap.String("policyId", a.PolicyID),
+	logctx.From(ctx, r.Log).Warn("wrote the managed policy", zap.String("kind", a.Kind), zap.String("policyId", a.PolicyID),
 		zap.String("state", a.State), zap.Strings("fields", a.Fields))
 	return nil
 }
@@ -287,7 +289,7 @@ func (r *Reconciler) send(ctx context.Context, a Alert) error {
 		if err := s.Send(ctx, a); err != nil {
 			failed = append(failed, s.Name())
 			last = err
-			r.Log.Error("alert not delivered", zap.String("sink", s.Name()), zap.Error(err))
+			logctx.From(ctx, r.Log).Error("alert not delivered", zap.String("sink", s.Name()), zap.Error(err))
 		}
 	}
 	if len(failed) == len(r.Sinks) {
