@@ -1,0 +1,142 @@
+package app
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The function.json files and host.json are contracts with the Functions host; these tests hold them
+// to what the handler expects, so a rename on one side cannot pass unnoticed.
+
+type binding struct {
+	Type          string   `json:"type"`
+	Direction     string   `json:"direction"`
+	Name          string   `json:"name"`
+	EventHubName  string   `json:"eventHubName"`
+	ConsumerGroup string   `json:"consumerGroup"`
+	Connection    string   `json:"connection"`
+	Cardinality   string   `json:"cardinality"`
+	DataType      string   `json:"dataType"`
+	Schedule      string   `json:"schedule"`
+	AuthLevel     string   `json:"authLevel"`
+	Methods       []string `json:"methods"`
+}
+
+type functionJSON struct {
+	Bindings []binding `json:"bindings"`
+	Retry    *struct {
+		Strategy        string `json:"strategy"`
+		MaxRetryCount   int    `json:"maxRetryCount"`
+		MinimumInterval string `json:"minimumInterval"`
+		MaximumInterval string `json:"maximumInterval"`
+	} `json:"retry"`
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func TestFunctionDefinitions(t *testing.T) {
+	dirs, err := filepath.Glob("../../functions/*/function.json")
+	if err != nil || len(dirs) != 3 {
+		t.Fatalf("function folders %v (%v), want exactly three", dirs, err)
+	}
+	defs := map[string]functionJSON{}
+	for _, p := range dirs {
+		var f functionJSON
+		readJSON(t, p, &f)
+		defs[filepath.Base(filepath.Dir(p))] = f
+	}
+	for _, fn := range Functions(Deps{}) {
+		if _, ok := defs[fn.Name]; !ok {
+			t.Errorf("no functions/%s/function.json for the handler's function %s", fn.Name, fn.Name)
+		}
+	}
+
+	ev := defs[FuncAuditLogEvents]
+	if len(ev.Bindings) != 1 {
+		t.Fatalf("AuditLogEvents bindings %+v", ev.Bindings)
+	}
+	b := ev.Bindings[0]
+	if b.Type != "eventHubTrigger" || b.Name != bindingEvents || b.Cardinality != "many" || b.DataType != "string" {
+		t.Errorf("AuditLogEvents trigger %+v: want eventHubTrigger %q, cardinality many, dataType string (the default dataType loses non-JSON events)", b, bindingEvents)
+	}
+	if b.EventHubName != "%AUDIT_EVENTHUB_NAME%" || b.ConsumerGroup != "%AUDIT_EVENTHUB_CONSUMER_GROUP%" || b.Connection == "" {
+		t.Errorf("AuditLogEvents hub settings %+v", b)
+	}
+	if ev.Retry == nil || ev.Retry.Strategy != "exponentialBackoff" || ev.Retry.MaxRetryCount < 1 || ev.Retry.MinimumInterval == "" || ev.Retry.MaximumInterval == "" {
+		t.Errorf("AuditLogEvents retry %+v: Event Hubs checkpoints after retries, so a retry policy is what makes a Graph outage survivable", ev.Retry)
+	}
+
+	sw := defs[FuncNightlySweep]
+	if len(sw.Bindings) != 1 || sw.Bindings[0].Type != "timerTrigger" || sw.Bindings[0].Name != bindingTimer || sw.Bindings[0].Schedule != "%SWEEP_SCHEDULE%" {
+		t.Errorf("NightlySweep bindings %+v", sw.Bindings)
+	}
+
+	httpDef := defs[FuncEvaluate]
+	var in, out *binding
+	for i := range httpDef.Bindings {
+		switch httpDef.Bindings[i].Type {
+		case "httpTrigger":
+			in = &httpDef.Bindings[i]
+		case "http":
+			out = &httpDef.Bindings[i]
+		}
+	}
+	if in == nil || out == nil || in.Name != bindingReq || out.Name != bindingRes || out.Direction != "out" {
+		t.Fatalf("Evaluate bindings %+v", httpDef.Bindings)
+	}
+	if in.AuthLevel != "function" || strings.Join(in.Methods, ",") != "get,post" {
+		t.Errorf("Evaluate trigger %+v: want authLevel function, methods get and post", in)
+	}
+}
+
+func TestHostJSON(t *testing.T) {
+	var h struct {
+		Version         string `json:"version"`
+		FunctionTimeout string `json:"functionTimeout"`
+		CustomHandler   struct {
+			Description struct {
+				DefaultExecutablePath string `json:"defaultExecutablePath"`
+			} `json:"description"`
+			EnableForwardingHTTPRequest bool `json:"enableForwardingHttpRequest"`
+		} `json:"customHandler"`
+		ExtensionBundle struct {
+			ID      string `json:"id"`
+			Version string `json:"version"`
+		} `json:"extensionBundle"`
+		Extensions struct {
+			EventHubs struct {
+				MaxEventBatchSize int `json:"maxEventBatchSize"`
+				PrefetchCount     int `json:"prefetchCount"`
+			} `json:"eventHubs"`
+		} `json:"extensions"`
+	}
+	readJSON(t, "../../host.json", &h)
+	if h.Version != "2.0" || h.CustomHandler.Description.DefaultExecutablePath != "handler" {
+		t.Errorf("host.json version %q, executable %q: want 2.0 and the staged binary \"handler\"", h.Version, h.CustomHandler.Description.DefaultExecutablePath)
+	}
+	if h.CustomHandler.EnableForwardingHTTPRequest {
+		t.Error("enableForwardingHttpRequest must be false: all three functions speak the envelope protocol")
+	}
+	if h.ExtensionBundle.ID != "Microsoft.Azure.Functions.ExtensionBundle" || h.ExtensionBundle.Version != "[4.*, 5.0.0)" {
+		t.Errorf("extension bundle %+v", h.ExtensionBundle)
+	}
+	if h.FunctionTimeout != "00:10:00" {
+		t.Errorf("functionTimeout %q; INVOCATION_TIMEOUT's default (9m) is sized to stay below 10 minutes", h.FunctionTimeout)
+	}
+	if eh := h.Extensions.EventHubs; eh.MaxEventBatchSize < 1 || eh.MaxEventBatchSize > 100 || eh.PrefetchCount < eh.MaxEventBatchSize {
+		t.Errorf("eventHubs %+v: the body limit admits 100 events; prefetch must cover a batch", eh)
+	}
+}
