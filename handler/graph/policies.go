@@ -8,6 +8,7 @@ import (
 
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
 	"github.com/microsoftgraph/msgraph-sdk-go/identity"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/policies"
 
 	"github.com/caguard/caguard/handler/capolicy"
@@ -59,40 +60,67 @@ func (p *pager) next(link *string) (string, bool, error) {
 	return *link, true, nil
 }
 
+// page is one page of a Graph collection answer.
+type page[T any] interface {
+	GetValue() []T
+	GetOdataNextLink() *string
+}
+
+// eachItem calls each for every item of every page of a collection. get fetches the first page when
+// link is empty, else the page at link. An error on any page fails the whole call: a partial list
+// would be evaluated as the whole tenant.
+func eachItem[T any, P page[T]](c *Client, op, perm string, cl *call, get func(link string) (P, error), each func(T) error) error {
+	pg := pager{c: c}
+	link := ""
+	for {
+		resp, err := get(link)
+		if err != nil {
+			return classify(op, perm, err, cl)
+		}
+		if any(resp) == nil {
+			return &Error{Op: op, Code: "MalformedResponse", Message: "graph answered no collection", Transient: true}
+		}
+		for _, m := range resp.GetValue() {
+			if err := each(m); err != nil {
+				return err
+			}
+		}
+		next, ok, err := pg.next(resp.GetOdataNextLink())
+		if err != nil {
+			return &Error{Op: op, Code: "InvalidPaging", Message: err.Error()}
+		}
+		if !ok {
+			return nil
+		}
+		link = next
+	}
+}
+
 // ListPolicies returns every Conditional Access policy, following every page. Strengths that Graph
 // answered by id only are completed from /policies/authenticationStrengthPolicies.
 // Needs Policy.Read.All.
 func (c *Client) ListPolicies(ctx context.Context) ([]capolicy.Policy, error) {
 	const op = "list policies"
 	ctx, cl := c.begin(ctx, op, PermReadPolicies)
-	resp, err := c.policiesBuilder().Get(ctx, nil)
-	if err != nil {
-		return nil, classify(op, PermReadPolicies, err, cl)
-	}
+	b := c.policiesBuilder()
 	out := []capolicy.Policy{}
-	pg := pager{c: c}
-	for {
-		if resp == nil {
-			return nil, &Error{Op: op, Code: "MalformedResponse", Message: "graph answered no collection", Transient: true}
-		}
-		for _, m := range resp.GetValue() {
+	err := eachItem(c, op, PermReadPolicies, cl,
+		func(link string) (models.ConditionalAccessPolicyCollectionResponseable, error) {
+			if link == "" {
+				return b.Get(ctx, nil)
+			}
+			return b.WithUrl(link).Get(ctx, nil)
+		},
+		func(m models.ConditionalAccessPolicyable) error {
 			p, err := policyFromSDK(m)
 			if err != nil {
-				return nil, &Error{Op: op, Code: "InvalidPolicy", Message: err.Error()}
+				return &Error{Op: op, Code: "InvalidPolicy", Message: err.Error()}
 			}
 			out = append(out, p)
-		}
-		link, ok, err := pg.next(resp.GetOdataNextLink())
-		if err != nil {
-			return nil, &Error{Op: op, Code: "InvalidPaging", Message: err.Error()}
-		}
-		if !ok {
-			break
-		}
-		resp, err = c.policiesBuilder().WithUrl(link).Get(ctx, nil)
-		if err != nil {
-			return nil, classify(op, PermReadPolicies, err, cl)
-		}
+			return nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	if err := c.completeStrengths(ctx, op, out); err != nil {
 		return nil, err
@@ -243,34 +271,24 @@ func (c *Client) GroupTransitiveMemberIDs(ctx context.Context, groupID string) (
 		QueryParameters: &groups.ItemTransitiveMembersRequestBuilderGetQueryParameters{Select: []string{"id"}, Top: &top},
 	}
 	b := c.groupsBuilder().ByGroupId(groupID).TransitiveMembers()
-	resp, err := b.Get(ctx, cfg)
-	if err != nil {
-		return nil, classify(op, PermReadMembers, err, cl)
-	}
 	ids := []string{}
-	pg := pager{c: c}
-	for {
-		if resp == nil {
-			return nil, &Error{Op: op, Code: "MalformedResponse", Message: "graph answered no collection", Transient: true}
-		}
-		for _, m := range resp.GetValue() {
+	err := eachItem(c, op, PermReadMembers, cl,
+		func(link string) (models.DirectoryObjectCollectionResponseable, error) {
+			if link == "" {
+				return b.Get(ctx, cfg)
+			}
+			// The nextLink carries $select and $top already.
+			return b.WithUrl(link).Get(ctx, nil)
+		},
+		func(m models.DirectoryObjectable) error {
 			if m == nil || deref(m.GetId()) == "" {
-				return nil, &Error{Op: op, Code: "MalformedResponse", Message: "a member has no id"}
+				return &Error{Op: op, Code: "MalformedResponse", Message: "a member has no id"}
 			}
 			ids = append(ids, *m.GetId())
-		}
-		link, ok, err := pg.next(resp.GetOdataNextLink())
-		if err != nil {
-			return nil, &Error{Op: op, Code: "InvalidPaging", Message: err.Error()}
-		}
-		if !ok {
-			break
-		}
-		// The nextLink carries $select and $top already.
-		resp, err = b.WithUrl(link).Get(ctx, nil)
-		if err != nil {
-			return nil, classify(op, PermReadMembers, err, cl)
-		}
+			return nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	return ids, nil
 }
@@ -281,32 +299,22 @@ func (c *Client) AuthenticationStrengths(ctx context.Context) ([]capolicy.Authen
 	const op = "list authentication strengths"
 	ctx, cl := c.begin(ctx, op, PermReadPolicies)
 	b := c.strengthsBuilder()
-	resp, err := b.Get(ctx, nil)
-	if err != nil {
-		return nil, classify(op, PermReadPolicies, err, cl)
-	}
 	var out []capolicy.AuthenticationStrength
-	pg := pager{c: c}
-	for {
-		if resp == nil {
-			return nil, &Error{Op: op, Code: "MalformedResponse", Message: "graph answered no collection", Transient: true}
-		}
-		for _, m := range resp.GetValue() {
+	err := eachItem(c, op, PermReadPolicies, cl,
+		func(link string) (models.AuthenticationStrengthPolicyCollectionResponseable, error) {
+			if link == "" {
+				return b.Get(ctx, nil)
+			}
+			return b.WithUrl(link).Get(ctx, nil)
+		},
+		func(m models.AuthenticationStrengthPolicyable) error {
 			if s := strengthFromSDK(m); s != nil {
 				out = append(out, *s)
 			}
-		}
-		link, ok, err := pg.next(resp.GetOdataNextLink())
-		if err != nil {
-			return nil, &Error{Op: op, Code: "InvalidPaging", Message: err.Error()}
-		}
-		if !ok {
-			break
-		}
-		resp, err = b.WithUrl(link).Get(ctx, nil)
-		if err != nil {
-			return nil, classify(op, PermReadPolicies, err, cl)
-		}
+			return nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
