@@ -157,9 +157,13 @@ func policyChanges(oldJSON, newJSON []byte) []FieldChange {
 
 func nextStep(rep capolicy.Report, actions []Action) string {
 	for _, a := range actions {
-		if a.Performed {
-			return fmt.Sprintf("Review the policy caguard restored (%s, %s) and switch it to enabled when it is right.", a.PolicyID, a.State)
+		if !a.Performed {
+			continue
 		}
+		if a.State == capolicy.StateEnabled.String() {
+			return fmt.Sprintf("caguard restored the definition of the enabled policy %s; review who weakened it and why.", a.PolicyID)
+		}
+		return fmt.Sprintf("Review the report-only policy caguard restored (%s) and switch it to enabled when it is right.", a.PolicyID)
 	}
 	switch rep.Verdict {
 	case capolicy.VerdictPendingEnforcement:
