@@ -62,10 +62,12 @@ param storageSku string = 'Standard_LRS'
 ])
 param planSku string = 'EP1'
 
+// One instance by default: the audit stream is small, and a single instance serialises every
+// reconcile in-process, so two instances can never both create the managed policy at once.
 @description('Most instances the plan may scale out to.')
 @minValue(1)
 @maxValue(20)
-param maximumElasticWorkerCount int = 3
+param maximumElasticWorkerCount int = 1
 
 @description('Days the Log Analytics workspace keeps data.')
 @minValue(30)
@@ -479,6 +481,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
       // identity; this also keeps scaling working if the namespace is later put behind a network.
       functionsRuntimeScaleMonitoringEnabled: true
       minimumElasticInstanceCount: 1
+      functionAppScaleLimit: maximumElasticWorkerCount
       appSettings: [
         // --- Functions host ---
         {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -100,12 +101,18 @@ type Reconciler struct {
 	Remediate bool // REMEDIATION_MODE=remediate
 	Now       func() time.Time
 	Log       *zap.Logger
+
+	// mu serialises runs: Event Hub partitions, the timer and HTTP callers invoke concurrently, and two
+	// runs that both found no managed policy would both create one.
+	mu sync.Mutex
 }
 
 // Reconcile runs the loop once. Errors from Graph are returned wrapped, so a caller can tell a
 // retriable outage from a permanent refusal; alert delivery failures are logged, not returned, except
 // when no sink at all took the alert.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	tenant, missing, err := r.read(ctx)
 	if err != nil {
 		return Outcome{}, err

@@ -354,6 +354,26 @@ func TestMissingBreakGlassGroup(t *testing.T) {
 	}
 }
 
+// Concurrent triggers (Event Hub partitions, the timer, an HTTP caller) create the managed policy once.
+func TestConcurrentRunsCreateOnePolicy(t *testing.T) {
+	store := &memStore{}
+	r := newReconciler(store, true)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.Reconcile(context.Background(), Request{Trigger: TriggerAuditEvent, Act: true}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(store.created) != 1 {
+		t.Fatalf("created %d policies, want 1", len(store.created))
+	}
+}
+
 func TestGraphErrorsPropagateWithTheirClass(t *testing.T) {
 	store := &memStore{listErr: fmt.Errorf("page 2: %w", retryErr{})}
 	r := newReconciler(store, true)
