@@ -245,13 +245,66 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config) Action {
 			desired: desired}
 	}
 	diffs := capolicy.Diff(desired, owned[0])
-	if len(diffs) == 0 {
-		return Action{Kind: ActionNone, PolicyID: id, Reason: "the managed policy already matches its definition"}
+	fields := restoreFields(owned[0], desired, capolicy.TopLevelFields(diffs), t, cfg)
+	if len(fields) == 0 {
+		return Action{Kind: ActionNone, PolicyID: id, Reason: "the managed policy already meets its definition where it matters"}
 	}
-	return Action{Kind: ActionUpdate, PolicyID: id, State: desired.State.String(), Changes: diffs,
-		Fields:  capolicy.TopLevelFields(diffs),
-		Reason:  fmt.Sprintf("the managed policy differs from its definition in %d field(s); restore them", len(diffs)),
+	var changes []capolicy.Difference
+	for _, d := range diffs {
+		if slices.Contains(fields, capolicy.TopLevelFields([]capolicy.Difference{d})[0]) {
+			changes = append(changes, d)
+		}
+	}
+	return Action{Kind: ActionUpdate, PolicyID: id, State: desired.State.String(), Changes: changes, Fields: fields,
+		Reason:  fmt.Sprintf("restore %s of the managed policy (%d field(s) differ from its definition)", strings.Join(fields, " and "), len(changes)),
 		desired: desired}
+}
+
+// restoreFields picks the fewest top-level properties of the managed policy to put back for it to
+// meet the control, so that what an administrator added on top (a stricter AND control, session
+// controls) survives a restore. Only state, conditions and grant controls can decide the verdict; when
+// no subset of them is enough, all of them are restored.
+func restoreFields(actual, desired capolicy.Policy, differing []string, t capolicy.Tenant, cfg capolicy.Config) []string {
+	var relevant []string
+	for _, f := range differing {
+		if f == "state" || f == "conditions" || f == "grantControls" {
+			relevant = append(relevant, f)
+		}
+	}
+	var best []string
+	for mask := 1; mask < 1<<len(relevant); mask++ {
+		var subset []string
+		merged := actual
+		for i, f := range relevant {
+			if mask&(1<<i) == 0 {
+				continue
+			}
+			subset = append(subset, f)
+			switch f {
+			case "state":
+				merged.State = desired.State
+			case "conditions":
+				merged.Conditions = desired.Conditions
+			case "grantControls":
+				merged.GrantControls = desired.GrantControls
+			}
+		}
+		if best != nil && len(subset) >= len(best) {
+			continue
+		}
+		rep := capolicy.Evaluate(capolicy.Tenant{
+			Policies:                []capolicy.Policy{merged},
+			GroupMembers:            t.GroupMembers,
+			AuthenticationStrengths: t.AuthenticationStrengths,
+		}, cfg)
+		if rep.Verdict != capolicy.VerdictNonCompliant {
+			best = subset
+		}
+	}
+	if best == nil {
+		return relevant
+	}
+	return best
 }
 
 func firstReasons(rep capolicy.Report) string {

@@ -242,6 +242,32 @@ func TestReconcile(t *testing.T) {
 					t.Errorf("patched %v, want conditions", s.updates[0].fields)
 				}
 			}},
+		{name: "an administrator's stricter grant survives a restore of the conditions",
+			policies: []capolicy.Policy{func() capolicy.Policy {
+				p := managed(capolicy.StateEnabled)
+				p.GrantControls = &capolicy.GrantControls{Operator: "AND", BuiltInControls: []string{"mfa", "compliantDevice"}}
+				p.SessionControls = &capolicy.SessionControls{SignInFrequency: &capolicy.SignInFrequency{IsEnabled: true, Value: 4, Type: "hours"}}
+				p.Conditions.Users.ExcludeUsers = append(p.Conditions.Users.ExcludeUsers, someone)
+				return p
+			}()}, remediate: true, act: true,
+			wantVerdict: capolicy.VerdictNonCompliant, wantAction: ActionUpdate, performed: true, wantAlert: true,
+			check: func(t *testing.T, s *memStore) {
+				if got := strings.Join(s.updates[0].fields, ","); got != "conditions" {
+					t.Errorf("patched %v, want only conditions: the AND grant and session controls are stricter, not broken", got)
+				}
+				g := s.policies[0].GrantControls
+				if g == nil || g.Operator != "AND" || len(g.BuiltInControls) != 2 || s.policies[0].SessionControls == nil {
+					t.Errorf("stricter settings lost: %+v %+v", g, s.policies[0].SessionControls)
+				}
+			}},
+		{name: "disabled managed policy with a removed grant gets both back, in report-only",
+			policies: []capolicy.Policy{weakened(managed(capolicy.StateDisabled))}, remediate: true, act: true,
+			wantVerdict: capolicy.VerdictNonCompliant, wantAction: ActionUpdate, performed: true, wantAlert: true,
+			check: func(t *testing.T, s *memStore) {
+				if got := strings.Join(s.updates[0].fields, ","); got != "state,grantControls" {
+					t.Errorf("patched %v, want state and grantControls", got)
+				}
+			}},
 		{name: "two policies share the managed name: nothing is written",
 			policies: []capolicy.Policy{weakened(managed(capolicy.StateEnabled)), func() capolicy.Policy {
 				p := weakened(managed(capolicy.StateEnabled))
