@@ -64,6 +64,10 @@ func countEvents(v Value) (strs, objs int, err error) {
 
 func testServer(t *testing.T) (*Server, *syncBuffer, *syncBuffer) {
 	t.Helper()
+	return newTestServer()
+}
+
+func newTestServer() (*Server, *syncBuffer, *syncBuffer) {
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	log := NewLogger(stdout, stderr, zapcore.DebugLevel)
 	s := NewServer(log, 5*time.Second,
@@ -359,7 +363,7 @@ func FuzzEnvelope(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"Data":null}`))
-	s, _, _ := testServer(&testing.T{})
+	s, _, _ := newTestServer()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, path := range []string{"/AuditLogEvents", "/NightlySweep", "/Evaluate"} {
 			r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
