@@ -2,6 +2,9 @@ package app
 
 import (
 	"encoding/json"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,5 +141,35 @@ func TestHostJSON(t *testing.T) {
 	}
 	if eh := h.Extensions.EventHubs; eh.MaxEventBatchSize < 1 || eh.MaxEventBatchSize > 100 || eh.PrefetchCount < eh.MaxEventBatchSize {
 		t.Errorf("eventHubs %+v: the body limit admits 100 events; prefetch must cover a batch", eh)
+	}
+}
+
+// Only handler/graph may import msgraph-sdk-go (and kiota): it takes minutes and gigabytes to
+// compile, and every other package must build and test in seconds.
+func TestOnlyGraphImportsTheGraphSDK(t *testing.T) {
+	fset := token.NewFileSet()
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "graph" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			if p := strings.Trim(imp.Path.Value, `"`); strings.Contains(p, "msgraph-sdk-go") || strings.Contains(p, "microsoft/kiota") {
+				t.Errorf("%s imports %s; only handler/graph may", path, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
