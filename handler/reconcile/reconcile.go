@@ -102,6 +102,12 @@ type Reconciler struct {
 	Now       func() time.Time
 	Log       *zap.Logger
 
+	// Owner records the id of the managed policy; nil means the policy is found by its display name
+	// alone (unique and not Microsoft-managed).
+	Owner Ownership
+	// Lock serialises writing reconciles across instances; nil means the in-process mutex alone.
+	Lock WriterLock
+
 	// mu serialises runs: Event Hub partitions, the timer and HTTP callers invoke concurrently, and two
 	// runs that both found no managed policy would both create one.
 	mu sync.Mutex
