@@ -5,19 +5,30 @@
 // Then:     scripts/grant-graph-permissions.sh <identityPrincipalId> [--remediate]
 //           infra/tenant-diagnostics.bicep with <diagnosticsAuthorizationRuleId> (see that file)
 //
-// Hosting plan: Elastic Premium (EP1) on Linux, not Flex Consumption.
-//   Flex Consumption's documented language stacks are .NET isolated, Java, Node.js, PowerShell and
-//   Python; custom handlers are not among them, so this template uses the plan where custom handlers
-//   on Linux are documented and supported. EP1 also keeps one instance warm, so an audit event is
-//   handled in seconds rather than after a cold start.
+// Hosting plan (parameter hostingPlan):
+//   flex (default)  Flex Consumption FC1, runtime "custom" 1.0, no always-ready instance. The guard works a
+//                   few seconds a day, so it is billed for about nothing beyond the Event Hubs namespace;
+//                   the price is a cold start (seconds) on the first event after an idle spell.
+//                   Flex lists a "custom" runtime, version "1.0", with SKU FC1 in the Functions stacks data
+//                   (the FunctionsStackFlexData shipped with Microsoft's Az.Functions module, and
+//                   Get-AzFunctionAppFlexConsumptionRuntime), so a custom handler runs there.
+//   ep1             Elastic Premium EP1 on Linux: one instance always warm, no cold start, about
+//                   $155-175 a month (README.md, "Cost").
+//   The Function App keeps its name across both, so switching plans on an existing deployment means
+//   deleting the Function App first (a site cannot move between Elastic Premium and Flex); the
+//   user-assigned identity, and with it the Microsoft Graph grants, stays.
 //
 // No keys in app settings (only ALERT_WEBHOOK_URL, if set, is sensitive: it may be passed as a Key
 // Vault reference instead):
-//   - AzureWebJobsStorage is identity-based (AzureWebJobsStorage__accountName + managed identity) and
-//     the storage account refuses shared keys.
-//   - Elastic Premium normally keeps the app content on an Azure Files share, whose connection setting
-//     (WEBSITE_CONTENTAZUREFILECONNECTIONSTRING) must hold an account key. This app is created without
-//     that share, the documented way to avoid it: it runs from a package blob
+//   - AzureWebJobsStorage is identity-based (AzureWebJobsStorage__blobServiceUri & co. + the
+//     user-assigned identity) and the storage account refuses shared keys. caguard's handler uses the
+//     same settings for its single-writer blob lease and its record of the managed policy's id.
+//   - flex: the platform keeps the app package in the app-package container and reads it with the
+//     user-assigned identity (functionAppConfig.deployment). scripts/deploy.sh publishes through the
+//     Flex deployment endpoint with the deployer's Entra sign-in.
+//   - ep1: Elastic Premium normally keeps the app content on an Azure Files share, whose connection
+//     setting (WEBSITE_CONTENTAZUREFILECONNECTIONSTRING) must hold an account key. This app is created
+//     without that share, the documented way to avoid it: it runs from a package blob
 //     (WEBSITE_RUN_FROM_PACKAGE = blob URL) that the function's identity reads. scripts/deploy.sh
 //     uploads the package there and restarts the app; Kudu zip deploy is not used.
 //   - The audit Event Hub trigger and the optional alert Event Hub use the managed identity.
@@ -25,6 +36,16 @@
 //   The one shared-access key in use is the Event Hubs authorization rule that the Entra diagnostic
 //   setting needs (see "Event Hubs" below); the namespace's default RootManageSharedAccessKey rule
 //   exists too, as on every namespace, and nothing uses it.
+//
+// Microsoft Graph application permissions to grant the identity (scripts/grant-graph-permissions.sh;
+// the graphPermissions output lists them for this deployment):
+//   Policy.Read.All                     always: Conditional Access policies, authentication strengths
+//   GroupMember.Read.All                always: transitive members of the break-glass groups
+//   AccessReview.Read.All               always: access reviews that vouch for excluded accounts
+//                                       (EXCLUSION_REVIEW)
+//   Policy.ReadWrite.ConditionalAccess  REMEDIATION_MODE=remediate only (--remediate)
+//   User.Read.All, AuditLog.Read.All    optional (--details): names and sign-in activity of excluded
+//                                       accounts; caguard reports without them
 
 targetScope = 'resourceGroup'
 
@@ -54,7 +75,36 @@ param tags object = {
 ])
 param storageSku string = 'Standard_LRS'
 
-@description('Elastic Premium plan size.')
+@description('Hosting plan. flex: Flex Consumption FC1, billed per execution, no instance kept warm (default). ep1: Elastic Premium, one instance always warm (no cold start), about $155-175 a month.')
+@allowed([
+  'flex'
+  'ep1'
+])
+param hostingPlan string = 'flex'
+
+// Flex: memory of each instance, shared by the Functions host and the handler. The handler needs tens
+// of MB; 512 MB keeps the billed GB-seconds (memory x active time) four times lower than the 2048 MB
+// default. Raise it if the host reports running out of memory.
+@description('flex only: instance memory in MB (512, 2048 or 4096).')
+@allowed([
+  512
+  2048
+  4096
+])
+param flexInstanceMemoryMB int = 512
+
+// Flex scales each non-HTTP function, and the HTTP functions together, on instances of their own, and
+// this maximum applies to each such group: with 1, AuditLogEvents, NightlySweep and Evaluate run on at
+// most one instance each. They can still overlap, which is why caguard serialises writes with a blob
+// lease rather than an in-process lock. Microsoft's scaling docs give 1 as the lowest maximum; the
+// regional stacks data of some tools still says 40: if a region refuses 1, use 40 (the lease keeps
+// writes single either way, and idle instances cost nothing on Flex).
+@description('flex only: most instances per function group (1 to 1000).')
+@minValue(1)
+@maxValue(1000)
+param flexMaximumInstanceCount int = 1
+
+@description('ep1 only: Elastic Premium plan size.')
 @allowed([
   'EP1'
   'EP2'
@@ -62,9 +112,9 @@ param storageSku string = 'Standard_LRS'
 ])
 param planSku string = 'EP1'
 
-// One instance by default: the audit stream is small, and a single instance serialises every
-// reconcile in-process, so two instances can never both create the managed policy at once.
-@description('Most instances the plan may scale out to.')
+// One instance by default: the audit stream is small, and a single instance keeps the plan's cost at
+// its floor.
+@description('ep1 only: most instances the plan may scale out to.')
 @minValue(1)
 @maxValue(20)
 param maximumElasticWorkerCount int = 1
@@ -121,6 +171,28 @@ param graphRetryBudget string = '60s'
 ])
 param logLevel string = 'info'
 
+@description('EXCLUSION_REVIEW: off ignores access reviews; report lists each exclusion with its review status; require also fails exclusions whose review is overdue or missing.')
+@allowed([
+  'off'
+  'report'
+  'require'
+])
+param exclusionReview string = 'report'
+
+@description('EXCLUSION_REVIEW_GRACE_DAYS: days an exclusion may go without a completed access review before it counts as overdue.')
+@minValue(0)
+@maxValue(365)
+param exclusionReviewGraceDays int = 14
+
+@description('ALERT_WEBHOOK_FORMAT: body sent to ALERT_WEBHOOK_URL. auto picks by the URL (Teams, Slack, otherwise json).')
+@allowed([
+  'auto'
+  'teams'
+  'slack'
+  'json'
+])
+param alertWebhookFormat string = 'auto'
+
 // --- Event Hubs ---
 
 @description('AUDIT_EVENTHUB_NAME: event hub that the Entra diagnostic setting writes AuditLogs to.')
@@ -151,10 +223,15 @@ param alertWebhookUrl string = ''
 
 // --- deployment ---
 
-@description('Object id of the user or service principal that uploads the app package (scripts/deploy.sh). It gets Storage Blob Data Contributor on the package container only. Empty: grant that role yourself.')
+@description('ep1 only: object id of the user or service principal that uploads the app package (scripts/deploy.sh). It gets Storage Blob Data Contributor on the package container only. Empty: grant that role yourself. On flex the platform writes the package with the app\'s own identity, so nobody else needs a storage role.')
 param deployerPrincipalId string = ''
 
-@description('Kind of deployerPrincipalId: User, ServicePrincipal or Group.')
+@description('Kind of deployerPrincipalId.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
 param deployerPrincipalType string = 'User'
 
 // ---------------------------------------------------------------------------------------------
@@ -166,7 +243,9 @@ var storageAccountName = toLower(take('${namePrefix}${suffix}', 24))
 var identityName = '${namePrefix}-id-${suffix}'
 var workspaceName = '${namePrefix}-log-${suffix}'
 var appInsightsName = '${namePrefix}-appi-${suffix}'
-var planName = '${namePrefix}-plan-${suffix}'
+var isFlex = hostingPlan == 'flex'
+// The plan's name says its kind: an Elastic Premium plan cannot become a Flex plan in place.
+var planName = isFlex ? '${namePrefix}-flex-${suffix}' : '${namePrefix}-plan-${suffix}'
 // At most 32 characters (10 + 6 + 13 = 29), so the Functions host id derived from it stays unique.
 var functionAppName = '${namePrefix}-func-${suffix}'
 var auditNamespaceName = '${namePrefix}-audit-${suffix}'
@@ -178,7 +257,6 @@ var packageBlobName = 'caguard.zip'
 // Built-in role definition ids.
 var roleStorageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var roleStorageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-var roleStorageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var roleStorageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var roleMonitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 var roleEventHubsDataReceiver = 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
@@ -237,26 +315,36 @@ resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
   }
 }
 
-// Host storage (AzureWebJobsStorage): blobs (keys, leases, Event Hubs checkpoints, the package),
-// queues and tables, as the identity-based host storage connection requires.
-resource storageRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for roleId in [
-    roleStorageBlobDataOwner
-    roleStorageQueueDataContributor
-    roleStorageTableDataContributor
-  ]: {
-    name: guid(storage.id, identity.id, roleId)
-    scope: storage
-    properties: {
-      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleId)
-      principalId: identity.properties.principalId
-      principalType: 'ServicePrincipal'
-    }
+// Host storage (AzureWebJobsStorage). Storage Blob Data Owner covers what the Functions host keeps
+// there (host keys, the primary-host and timer leases, Event Hubs checkpoints), the Flex app package
+// in app-package, and caguard's own single-writer lease and managed-policy record. No Queue role: queues
+// serve only blob triggers, which caguard does not have. This is the set Microsoft's Flex Consumption
+// samples grant by default (blob on, queue and table off).
+resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleStorageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageBlobDataOwner)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
   }
-]
+}
 
-// Lets scripts/deploy.sh upload the package with its Entra sign-in (shared keys are off).
-resource deployerPackageWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+// ep1 only: runtime scale monitoring (functionsRuntimeScaleMonitoringEnabled, below) keeps its scale
+// metrics in Table storage. On flex the platform scales the app itself; the host's optional diagnostic
+// events table is then refused, and the host switches that feature off with one log line.
+resource hostTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!isFlex) {
+  name: guid(storage.id, identity.id, roleStorageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageTableDataContributor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ep1 only: lets scripts/deploy.sh upload the package blob with its Entra sign-in (shared keys are off).
+resource deployerPackageWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!isFlex && !empty(deployerPrincipalId)) {
   name: guid(packageContainer.id, deployerPrincipalId, roleStorageBlobDataContributor)
   scope: packageContainer
   properties: {
@@ -435,24 +523,218 @@ var alertNamespaceFqdn = deployAlertEventHub ? '${alertNamespaceName}${serviceBu
 // Function App
 // ---------------------------------------------------------------------------------------------
 
-resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
+// Shapes follow Microsoft's Flex Consumption Bicep sample (azure-functions-flex-consumption-samples,
+// IaC/bicep): serverfarm kind functionapp, SKU FC1 / FlexConsumption, reserved (Linux); site with
+// functionAppConfig { deployment.storage, scaleAndConcurrency, runtime }, API version 2024-04-01.
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
   tags: tags
-  kind: 'elastic'
-  sku: {
-    name: planSku
-    tier: 'ElasticPremium'
-  }
-  properties: {
-    reserved: true // Linux
-    maximumElasticWorkerCount: maximumElasticWorkerCount
-  }
+  kind: isFlex ? 'functionapp' : 'elastic'
+  sku: isFlex
+    ? {
+        name: 'FC1'
+        tier: 'FlexConsumption'
+      }
+    : {
+        name: planSku
+        tier: 'ElasticPremium'
+      }
+  properties: isFlex
+    ? {
+        reserved: true // Linux
+      }
+    : {
+        reserved: true // Linux
+        maximumElasticWorkerCount: maximumElasticWorkerCount
+      }
 }
 
-var packageUrl = '${storage.properties.primaryEndpoints.blob}${packageContainerName}/${packageBlobName}'
+var packageContainerUrl = '${storage.properties.primaryEndpoints.blob}${packageContainerName}'
+var packageUrl = '${packageContainerUrl}/${packageBlobName}'
 
-resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
+// Every app setting on both plans. handler/config/settings_infra_test.go holds this list to the
+// settings the handler reads, so keep each entry's `name: '...'` on one line.
+var commonAppSettings = [
+  // --- Functions host ---
+  // Identity-based host storage. The service URIs come from the account, so they are right in every
+  // cloud. caguard's handler reads the same settings for its lease and managed-policy record.
+  {
+    name: 'AzureWebJobsStorage__blobServiceUri'
+    value: storage.properties.primaryEndpoints.blob
+  }
+  {
+    name: 'AzureWebJobsStorage__queueServiceUri'
+    value: storage.properties.primaryEndpoints.queue
+  }
+  {
+    name: 'AzureWebJobsStorage__tableServiceUri'
+    value: storage.properties.primaryEndpoints.table
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsights.properties.ConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+  }
+  // --- AuditLogEvents trigger (connection "AuditEventHub", identity-based) ---
+  {
+    name: 'AUDIT_EVENTHUB_NAME'
+    value: auditHub.name
+  }
+  {
+    name: 'AUDIT_EVENTHUB_CONSUMER_GROUP'
+    value: auditConsumerGroup.name
+  }
+  {
+    name: 'AuditEventHub__fullyQualifiedNamespace'
+    value: auditNamespaceFqdn
+  }
+  {
+    name: 'AuditEventHub__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AuditEventHub__clientId'
+    value: identity.properties.clientId
+  }
+  // --- NightlySweep trigger ---
+  {
+    name: 'SWEEP_SCHEDULE'
+    value: sweepSchedule
+  }
+  // --- caguard handler (handler/config) ---
+  {
+    name: 'AZURE_TENANT_ID'
+    value: tenant().tenantId
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identity.properties.clientId
+  }
+  {
+    name: 'CAGUARD_SERVICE_PRINCIPAL_ID'
+    value: identity.properties.principalId
+  }
+  {
+    name: 'GRAPH_BASE_URL'
+    value: graphBaseUrl
+  }
+  {
+    name: 'GRAPH_RETRY_BUDGET'
+    value: graphRetryBudget
+  }
+  {
+    name: 'BREAK_GLASS_USER_IDS'
+    value: breakGlassUserIds
+  }
+  {
+    name: 'BREAK_GLASS_GROUP_IDS'
+    value: breakGlassGroupIds
+  }
+  {
+    name: 'TARGET_APP_IDS'
+    value: targetAppIds
+  }
+  {
+    name: 'CUSTOM_CONTROLS_COUNT_AS_MFA'
+    value: string(customControlsCountAsMfa)
+  }
+  {
+    name: 'REMEDIATION_MODE'
+    value: remediationMode
+  }
+  {
+    name: 'MANAGED_POLICY_NAME'
+    value: managedPolicyName
+  }
+  {
+    name: 'EXCLUSION_REVIEW'
+    value: exclusionReview
+  }
+  {
+    name: 'EXCLUSION_REVIEW_GRACE_DAYS'
+    value: string(exclusionReviewGraceDays)
+  }
+  {
+    name: 'ALERT_EVENTHUB_NAMESPACE'
+    value: alertNamespaceFqdn
+  }
+  {
+    name: 'ALERT_EVENTHUB_NAME'
+    value: deployAlertEventHub ? alertEventHubName : ''
+  }
+  {
+    name: 'ALERT_WEBHOOK_URL'
+    value: alertWebhookUrl
+  }
+  {
+    name: 'ALERT_WEBHOOK_FORMAT'
+    value: alertWebhookFormat
+  }
+  {
+    name: 'INVOCATION_TIMEOUT'
+    value: invocationTimeout
+  }
+  {
+    name: 'LOG_LEVEL'
+    value: logLevel
+  }
+]
+
+// ep1 only. Flex Consumption deprecates each of these: the runtime and its version live in
+// functionAppConfig.runtime, the package in functionAppConfig.deployment. The settings test checks
+// that none of them appears anywhere else in this file.
+var ep1OnlyAppSettings = [
+  {
+    name: 'FUNCTIONS_EXTENSION_VERSION'
+    value: '~4'
+  }
+  {
+    name: 'FUNCTIONS_WORKER_RUNTIME'
+    value: 'custom'
+  }
+  // No WEBSITE_CONTENTAZUREFILECONNECTIONSTRING / WEBSITE_CONTENTSHARE: the app runs from the package
+  // blob, fetched with the user-assigned identity.
+  {
+    name: 'WEBSITE_RUN_FROM_PACKAGE'
+    value: packageUrl
+  }
+  {
+    name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID'
+    value: identity.id
+  }
+]
+
+var commonSiteConfig = {
+  // A custom handler needs no language image: linuxFxVersion stays empty, as the Functions stacks
+  // definition for "custom" specifies.
+  ftpsState: 'Disabled'
+  minTlsVersion: '1.2'
+  scmMinTlsVersion: '1.2'
+  http20Enabled: true
+}
+
+// ep1 only (Flex deprecates these site properties; its scale settings are in functionAppConfig).
+var ep1SiteConfig = {
+  // Scale decisions come from the Functions runtime, which reads Event Hubs with the app's own
+  // identity; this also keeps scaling working if the namespace is later put behind a network.
+  functionsRuntimeScaleMonitoringEnabled: true
+  minimumElasticInstanceCount: 1
+  functionAppScaleLimit: maximumElasticWorkerCount
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: functionAppName
   location: location
   tags: tags
@@ -465,170 +747,51 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
   }
   properties: {
     serverFarmId: plan.id
-    reserved: true
+    reserved: isFlex ? null : true
     httpsOnly: true
     clientAffinityEnabled: false
     publicNetworkAccess: 'Enabled' // Evaluate is an HTTP function (function key required)
     keyVaultReferenceIdentity: identity.id
-    siteConfig: {
-      // A custom handler needs no language image: linuxFxVersion stays empty, as the Functions
-      // stacks definition for "custom" specifies.
-      ftpsState: 'Disabled'
-      minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      http20Enabled: true
-      // Scale decisions come from the Functions runtime, which reads Event Hubs with the app's own
-      // identity; this also keeps scaling working if the namespace is later put behind a network.
-      functionsRuntimeScaleMonitoringEnabled: true
-      minimumElasticInstanceCount: 1
-      functionAppScaleLimit: maximumElasticWorkerCount
-      appSettings: [
-        // --- Functions host ---
-        {
-          name: 'FUNCTIONS_EXTENSION_VERSION'
-          value: '~4'
+    siteConfig: union(commonSiteConfig, isFlex ? {} : ep1SiteConfig, {
+      appSettings: concat(commonAppSettings, isFlex ? [] : ep1OnlyAppSettings)
+    })
+    functionAppConfig: isFlex
+      ? {
+          deployment: {
+            storage: {
+              type: 'blobContainer'
+              value: packageContainerUrl
+              authentication: {
+                type: 'UserAssignedIdentity'
+                userAssignedIdentityResourceId: identity.id
+              }
+            }
+          }
+          scaleAndConcurrency: {
+            // No alwaysReady entry: every function group scales to zero when idle.
+            maximumInstanceCount: flexMaximumInstanceCount
+            instanceMemoryMB: flexInstanceMemoryMB
+          }
+          runtime: {
+            name: 'custom'
+            version: '1.0'
+          }
         }
-        {
-          name: 'FUNCTIONS_WORKER_RUNTIME'
-          value: 'custom'
-        }
-        // Identity-based host storage. __accountName implies the public cloud's endpoints; in a
-        // national cloud use __blobServiceUri, __queueServiceUri and __tableServiceUri instead.
-        {
-          name: 'AzureWebJobsStorage__accountName'
-          value: storage.name
-        }
-        {
-          name: 'AzureWebJobsStorage__credential'
-          value: 'managedidentity'
-        }
-        {
-          name: 'AzureWebJobsStorage__clientId'
-          value: identity.properties.clientId
-        }
-        // No WEBSITE_CONTENTAZUREFILECONNECTIONSTRING / WEBSITE_CONTENTSHARE: the app runs from the
-        // package blob, fetched with the user-assigned identity.
-        {
-          name: 'WEBSITE_RUN_FROM_PACKAGE'
-          value: packageUrl
-        }
-        {
-          name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID'
-          value: identity.id
-        }
-        {
-          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
-          value: appInsights.properties.ConnectionString
-        }
-        {
-          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-          value: 'ClientId=${identity.properties.clientId};Authorization=AAD'
-        }
-        // --- AuditLogEvents trigger (connection "AuditEventHub", identity-based) ---
-        {
-          name: 'AUDIT_EVENTHUB_NAME'
-          value: auditHub.name
-        }
-        {
-          name: 'AUDIT_EVENTHUB_CONSUMER_GROUP'
-          value: auditConsumerGroup.name
-        }
-        {
-          name: 'AuditEventHub__fullyQualifiedNamespace'
-          value: auditNamespaceFqdn
-        }
-        {
-          name: 'AuditEventHub__credential'
-          value: 'managedidentity'
-        }
-        {
-          name: 'AuditEventHub__clientId'
-          value: identity.properties.clientId
-        }
-        // --- NightlySweep trigger ---
-        {
-          name: 'SWEEP_SCHEDULE'
-          value: sweepSchedule
-        }
-        // --- caguard handler (handler/config) ---
-        {
-          name: 'AZURE_TENANT_ID'
-          value: tenant().tenantId
-        }
-        {
-          name: 'AZURE_CLIENT_ID'
-          value: identity.properties.clientId
-        }
-        {
-          name: 'CAGUARD_SERVICE_PRINCIPAL_ID'
-          value: identity.properties.principalId
-        }
-        {
-          name: 'GRAPH_BASE_URL'
-          value: graphBaseUrl
-        }
-        {
-          name: 'GRAPH_RETRY_BUDGET'
-          value: graphRetryBudget
-        }
-        {
-          name: 'BREAK_GLASS_USER_IDS'
-          value: breakGlassUserIds
-        }
-        {
-          name: 'BREAK_GLASS_GROUP_IDS'
-          value: breakGlassGroupIds
-        }
-        {
-          name: 'TARGET_APP_IDS'
-          value: targetAppIds
-        }
-        {
-          name: 'CUSTOM_CONTROLS_COUNT_AS_MFA'
-          value: string(customControlsCountAsMfa)
-        }
-        {
-          name: 'REMEDIATION_MODE'
-          value: remediationMode
-        }
-        {
-          name: 'MANAGED_POLICY_NAME'
-          value: managedPolicyName
-        }
-        {
-          name: 'ALERT_EVENTHUB_NAMESPACE'
-          value: alertNamespaceFqdn
-        }
-        {
-          name: 'ALERT_EVENTHUB_NAME'
-          value: deployAlertEventHub ? alertEventHubName : ''
-        }
-        {
-          name: 'ALERT_WEBHOOK_URL'
-          value: alertWebhookUrl
-        }
-        {
-          name: 'INVOCATION_TIMEOUT'
-          value: invocationTimeout
-        }
-        {
-          name: 'LOG_LEVEL'
-          value: logLevel
-        }
-      ]
-    }
+      : null
   }
   dependsOn: [
     // The host starts with its storage, Event Hubs and telemetry access already in place.
-    storageRoleAssignments
+    hostBlobOwner
+    hostTableContributor
     auditReceiver
     appInsightsPublisher
     alertSender
   ]
 }
 
-// Publishing happens through the package blob with Entra sign-in; no FTP or basic-auth Kudu access.
-resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+// No FTP and no basic-auth publishing on either plan: flex publishes through its deployment endpoint
+// with an Entra token, ep1 through the package blob.
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'ftp'
   properties: {
@@ -636,7 +799,7 @@ resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
   }
 }
 
-resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: functionApp
   name: 'scm'
   properties: {
@@ -650,6 +813,9 @@ resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@20
 
 @description('Name of the Function App.')
 output functionAppName string = functionApp.name
+
+@description('Hosting plan of the Function App (flex or ep1): how scripts/deploy.sh publishes.')
+output hostingPlan string = hostingPlan
 
 @description('Host name of the Function App (Evaluate: https://<host>/api/Evaluate).')
 output functionAppHostName string = functionApp.properties.defaultHostName
@@ -681,8 +847,24 @@ output alertEventHubNamespaceFqdn string = alertNamespaceFqdn
 @description('Storage account that holds the runtime state and the app package.')
 output storageAccountName string = storage.name
 
-@description('Blob container of the app package.')
+@description('Blob container of the app package (flex: the deployment storage; ep1: holds the package blob).')
 output packageContainerName string = packageContainer.name
 
-@description('Blob name of the app package (the app runs from this blob).')
+@description('ep1: blob name of the app package (the app runs from this blob). flex: the platform names its own blob.')
 output packageBlobName string = packageBlobName
+
+@description('Microsoft Graph application permissions to grant the identity (scripts/grant-graph-permissions.sh): required always, remediate for REMEDIATION_MODE=remediate, optional to enrich exclusion reports (--details).')
+output graphPermissions object = {
+  required: [
+    'Policy.Read.All'
+    'GroupMember.Read.All'
+    'AccessReview.Read.All'
+  ]
+  remediate: remediationMode == 'remediate' ? [
+    'Policy.ReadWrite.ConditionalAccess'
+  ] : []
+  optional: [
+    'User.Read.All'
+    'AuditLog.Read.All'
+  ]
+}

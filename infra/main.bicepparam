@@ -6,6 +6,13 @@ using 'main.bicep'
 
 param namePrefix = 'caguard'
 
+// flex (default): Flex Consumption, billed per execution, cold start after idle spells.
+// ep1: Elastic Premium, one instance always warm (no cold start), about $155-175 a month.
+// See README.md, "Cost". To switch an existing deployment, delete its Function App first.
+param hostingPlan = 'flex'
+param flexInstanceMemoryMB = 512
+param flexMaximumInstanceCount = 1
+
 // Approved break-glass accounts: the only exclusions a compliant policy may have. Replace these
 // placeholders with the object ids of your emergency-access users and (optionally) groups.
 param breakGlassUserIds = '00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002'
@@ -17,13 +24,20 @@ param remediationMode = 'alert'
 param managedPolicyName = 'caguard: require MFA for Azure management'
 param sweepSchedule = '0 30 2 * * *'
 
+// Access reviews of the exclusions: off, report (default) or require; grace in days before a missing
+// review counts as overdue.
+param exclusionReview = 'report'
+param exclusionReviewGraceDays = 14
+
 param auditPartitionCount = 2
 param auditRetentionDays = 3
 
 // Optional alert sinks.
 param deployAlertEventHub = false
 param alertWebhookUrl = readEnvironmentVariable('CAGUARD_ALERT_WEBHOOK_URL', '')
+param alertWebhookFormat = 'auto'
 
-// Who uploads the app package. scripts/deploy.sh sets both variables for the signed-in account.
+// ep1 only: who uploads the app package. scripts/deploy.sh sets both variables for the signed-in
+// account.
 param deployerPrincipalId = readEnvironmentVariable('CAGUARD_DEPLOYER_OBJECT_ID', '')
 param deployerPrincipalType = readEnvironmentVariable('CAGUARD_DEPLOYER_PRINCIPAL_TYPE', 'User')
