@@ -2,9 +2,22 @@
 # Deploy caguard: provision infra/main.bicep into a resource group, build the app (make build),
 # package dist/ and publish it.
 #
-# The Function App runs from a package blob (WEBSITE_RUN_FROM_PACKAGE, read with its managed
-# identity; see infra/main.bicep), so publishing means: upload dist/ as a zip to that blob with your
-# Entra sign-in, restart the app, and sync its triggers. No keys or publishing passwords are used.
+# How it publishes depends on the template's hostingPlan (its hostingPlan output):
+#   flex  the Flex Consumption deployment endpoint (az functionapp deployment source config-zip),
+#         with your Entra sign-in; the platform stores the package in the app-package container with
+#         the app's own identity and restarts the app.
+#   ep1   the app runs from a package blob (WEBSITE_RUN_FROM_PACKAGE, read with its managed
+#         identity): upload dist/ as a zip to that blob with your Entra sign-in, restart the app, and
+#         sync its triggers.
+# No keys or publishing passwords are used either way.
+
+# mapfile and other bash 4 features below; macOS still ships bash 3.2 as /bin/bash.
+# Written for any sh, so that an old bash or another shell gets this message rather than a syntax error.
+if [ -z "${BASH_VERSION:-}" ] || [ "${BASH_VERSINFO:-0}" -lt 4 ]; then
+  echo "error: $(basename "$0") needs bash 4 or later, found ${BASH_VERSION:-another shell}." >&2
+  echo "       On macOS: brew install bash, then run: \"\$(brew --prefix)/bin/bash\" $0 ..." >&2
+  exit 1
+fi
 set -euo pipefail
 
 usage() {
@@ -22,12 +35,15 @@ Provisions infra/main.bicep, builds the handler (make build) and publishes dist/
 
 Environment:
   CAGUARD_ALERT_WEBHOOK_URL        alert webhook read by the parameters file (never printed)
-  CAGUARD_DEPLOYER_OBJECT_ID       object id that gets upload rights on the package container;
-  CAGUARD_DEPLOYER_PRINCIPAL_TYPE  default: the signed-in user or service principal (User|ServicePrincipal)
+  CAGUARD_DEPLOYER_OBJECT_ID       ep1 only: object id that gets upload rights on the package
+  CAGUARD_DEPLOYER_PRINCIPAL_TYPE  container; default: the signed-in user or service principal
+                                   (User|ServicePrincipal|Group)
 
-Requires: Azure CLI 2.53 or later (signed in with az login; its Bicep support compiles the files),
-Go and make (make build), zip and unzip. The signed-in account needs Owner (or Contributor plus
-User Access Administrator) on the resource group, because the template creates role assignments.
+Requires: bash 4 or later; Azure CLI 2.60 or later (signed in with az login; its Bicep support
+compiles the files, and it publishes to Flex Consumption); Go and make (make build); zip and unzip.
+The signed-in account needs Owner (or Contributor plus User Access Administrator) on the resource
+group, because the template creates role assignments; publishing needs Contributor (or Website
+Contributor) on the Function App.
 EOF
 }
 
@@ -86,9 +102,9 @@ for tool in az make go zip unzip; do
 done
 if [[ "$skip_infra" != true ]]; then
   az_version="$(az version --query '"azure-cli"' -o tsv 2>/dev/null || true)"
-  min_az="2.53.0"
+  min_az="2.60.0"
   if [[ -z "$az_version" || "$(printf '%s\n%s\n' "$min_az" "$az_version" | sort -V | head -n1)" != "$min_az" ]]; then
-    die "Azure CLI ${min_az} or later is needed for .bicepparam files (found: ${az_version:-unknown}); run 'az upgrade'"
+    die "Azure CLI ${min_az} or later is needed for .bicepparam files and Flex Consumption (found: ${az_version:-unknown}); run 'az upgrade'"
   fi
 fi
 account="$(az account show --query '[name, id, user.type, user.name]' -o tsv 2>/dev/null)" ||
@@ -124,6 +140,10 @@ if [[ "$skip_infra" != true ]]; then
   fi
   export CAGUARD_DEPLOYER_OBJECT_ID="${CAGUARD_DEPLOYER_OBJECT_ID:-}"
   export CAGUARD_DEPLOYER_PRINCIPAL_TYPE="${CAGUARD_DEPLOYER_PRINCIPAL_TYPE:-User}"
+  case "$CAGUARD_DEPLOYER_PRINCIPAL_TYPE" in
+    User | ServicePrincipal | Group) ;;
+    *) die "CAGUARD_DEPLOYER_PRINCIPAL_TYPE must be User, ServicePrincipal or Group, got '${CAGUARD_DEPLOYER_PRINCIPAL_TYPE}'" ;;
+  esac
 
   log "deploying infra/main.bicep with $params_file (deployment $deployment_name)"
   az deployment group create \
@@ -134,22 +154,37 @@ if [[ "$skip_infra" != true ]]; then
     --output none
 fi
 
-outputs_query="[properties.outputs.functionAppName.value, properties.outputs.storageAccountName.value, \
-properties.outputs.packageContainerName.value, properties.outputs.packageBlobName.value, \
-properties.outputs.identityPrincipalId.value, properties.outputs.diagnosticsAuthorizationRuleId.value, \
-properties.outputs.auditEventHubName.value, properties.outputs.functionAppHostName.value]"
+# Outputs of the deployment, in this order. az prints a list one value per line (and a null as
+# "None"), so each output is checked: a failed or older deployment must stop the script here rather
+# than publish to an app named "None".
+output_names=(functionAppName hostingPlan storageAccountName packageContainerName packageBlobName
+  identityPrincipalId diagnosticsAuthorizationRuleId auditEventHubName functionAppHostName)
+outputs_query="[$(printf 'properties.outputs.%s.value,' "${output_names[@]}" | sed 's/,$//')]"
 outputs="$(az deployment group show --resource-group "$resource_group" --name "$deployment_name" \
   --query "$outputs_query" -o tsv)" || die "cannot read the outputs of deployment $deployment_name in $resource_group"
 mapfile -t out < <(tr '\t' '\n' <<<"$outputs")
-((${#out[@]} == 8)) || die "deployment $deployment_name has unexpected outputs; deploy the infrastructure first"
+((${#out[@]} == ${#output_names[@]})) ||
+  die "deployment $deployment_name has unexpected outputs (${#out[@]} values for ${#output_names[@]} outputs); deploy the infrastructure first"
+for i in "${!output_names[@]}"; do
+  if [[ -z "${out[$i]}" || "${out[$i]}" == "None" ]]; then
+    state="$(az deployment group show --resource-group "$resource_group" --name "$deployment_name" \
+      --query properties.provisioningState -o tsv 2>/dev/null || true)"
+    die "deployment $deployment_name (state: ${state:-unknown}) has no output ${output_names[$i]}; deploy the infrastructure again without --skip-infra"
+  fi
+done
 app_name="${out[0]}"
-storage_account="${out[1]}"
-package_container="${out[2]}"
-package_blob="${out[3]}"
-principal_id="${out[4]}"
-diagnostics_rule_id="${out[5]}"
-audit_hub="${out[6]}"
-app_host="${out[7]}"
+hosting_plan="${out[1]}"
+storage_account="${out[2]}"
+package_container="${out[3]}"
+package_blob="${out[4]}"
+principal_id="${out[5]}"
+diagnostics_rule_id="${out[6]}"
+audit_hub="${out[7]}"
+app_host="${out[8]}"
+case "$hosting_plan" in
+  flex | ep1) log "Function App $app_name on the $hosting_plan plan" ;;
+  *) die "deployment $deployment_name names an unknown hosting plan '$hosting_plan'" ;;
+esac
 
 # --- build and package ---
 log "building (make build)"
@@ -179,37 +214,66 @@ done
 log "packaged $(basename "$package"): host.json, handler, ${functions} function(s), $(du -h "$package" | cut -f1)"
 
 # --- publish ---
-log "uploading to ${storage_account}/${package_container}/${package_blob}"
-# A role assignment made by the deployment above can take a few minutes to apply.
-attempt=1
-until az storage blob upload \
-  --auth-mode login \
-  --account-name "$storage_account" \
-  --container-name "$package_container" \
-  --name "$package_blob" \
-  --file "$package" \
-  --content-type application/zip \
-  --overwrite true \
-  --only-show-errors \
-  --output none; do
-  if ((attempt >= 6)); then
-    die "upload failed; the signed-in account needs Storage Blob Data Contributor on container ${package_container} of ${storage_account}"
-  fi
-  log "upload refused (attempt ${attempt}); waiting 30s for the role assignment to apply"
-  sleep 30
-  attempt=$((attempt + 1))
-done
+# A role assignment made by the deployment above can take a few minutes to apply, so each publishing
+# path retries a refusal a few times.
+publish_flex() {
+  log "publishing to $app_name through the Flex Consumption deployment endpoint"
+  local attempt=1
+  # The platform writes the package into the app-package container with the app's identity, restarts
+  # the app, syncs its triggers, and the CLI then waits for the host to report healthy.
+  until az functionapp deployment source config-zip \
+    --resource-group "$resource_group" \
+    --name "$app_name" \
+    --src "$package" \
+    --only-show-errors \
+    --output none; do
+    if ((attempt >= 4)); then
+      die "publishing failed; check that you may deploy to $app_name (Contributor or Website Contributor) and that its identity holds Storage Blob Data Owner on ${storage_account}"
+    fi
+    log "publishing refused (attempt ${attempt}); waiting 60s for role assignments to apply"
+    sleep 60
+    attempt=$((attempt + 1))
+  done
+}
 
-log "restarting $app_name so it loads the new package"
-az functionapp restart --resource-group "$resource_group" --name "$app_name" --output none
+publish_ep1() {
+  log "uploading to ${storage_account}/${package_container}/${package_blob}"
+  local attempt=1
+  until az storage blob upload \
+    --auth-mode login \
+    --account-name "$storage_account" \
+    --container-name "$package_container" \
+    --name "$package_blob" \
+    --file "$package" \
+    --content-type application/zip \
+    --overwrite true \
+    --only-show-errors \
+    --output none; do
+    if ((attempt >= 6)); then
+      die "upload failed; the signed-in account needs Storage Blob Data Contributor on container ${package_container} of ${storage_account}"
+    fi
+    log "upload refused (attempt ${attempt}); waiting 30s for the role assignment to apply"
+    sleep 30
+    attempt=$((attempt + 1))
+  done
 
-log "syncing triggers"
-az resource invoke-action \
-  --resource-group "$resource_group" \
-  --resource-type Microsoft.Web/sites \
-  --name "$app_name" \
-  --action syncfunctiontriggers \
-  --output none
+  log "restarting $app_name so it loads the new package"
+  az functionapp restart --resource-group "$resource_group" --name "$app_name" --output none
+
+  log "syncing triggers"
+  az resource invoke-action \
+    --resource-group "$resource_group" \
+    --resource-type Microsoft.Web/sites \
+    --name "$app_name" \
+    --action syncfunctiontriggers \
+    --output none
+}
+
+if [[ "$hosting_plan" == flex ]]; then
+  publish_flex
+else
+  publish_ep1
+fi
 
 cat <<EOF
 
@@ -218,7 +282,8 @@ Deployed ${app_name} (https://${app_host}).
 Next steps, once per tenant:
   1. Grant the managed identity its Microsoft Graph permissions (Privileged Role Administrator):
        scripts/grant-graph-permissions.sh ${principal_id}
-     add --remediate when REMEDIATION_MODE is remediate.
+     add --remediate when REMEDIATION_MODE is remediate, --details for names and sign-in activity
+     of excluded accounts.
   2. Stream Entra audit logs to the event hub (see infra/tenant-diagnostics.bicep for who may run it):
        az deployment tenant create --name caguard-entra-diagnostics --location <region> \\
          --template-file infra/tenant-diagnostics.bicep \\

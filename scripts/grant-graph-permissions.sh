@@ -2,22 +2,36 @@
 # Grant caguard's managed identity the Microsoft Graph application permissions it needs:
 #   Policy.Read.All                      read Conditional Access policies (always)
 #   GroupMember.Read.All                 read break-glass group membership (always)
+#   AccessReview.Read.All                read the access reviews that vouch for excluded accounts
+#                                        (always; EXCLUSION_REVIEW)
 #   Policy.ReadWrite.ConditionalAccess   restore the managed policy (only with --remediate)
+#   User.Read.All, AuditLog.Read.All     names and sign-in activity of excluded accounts (only with
+#                                        --details; caguard reports without them)
 #
 # Idempotent: roles the service principal already holds are skipped. Nothing is ever removed; a
 # write permission that is present without --remediate is reported, with the command to remove it.
 #
 # Run it as a Privileged Role Administrator or Global Administrator of the tenant (assigning
 # Microsoft Graph application permissions is admin consent), signed in with `az login`.
+
+# mapfile and ${x,,} below need bash 4; macOS still ships bash 3.2 as /bin/bash.
+# Written for any sh, so that an old bash or another shell gets this message rather than a syntax error.
+if [ -z "${BASH_VERSION:-}" ] || [ "${BASH_VERSINFO:-0}" -lt 4 ]; then
+  echo "error: $(basename "$0") needs bash 4 or later, found ${BASH_VERSION:-another shell}." >&2
+  echo "       On macOS: brew install bash, then run: \"\$(brew --prefix)/bin/bash\" $0 ..." >&2
+  exit 1
+fi
 set -euo pipefail
 
 GRAPH_APP_ID="00000003-0000-0000-c000-000000000000" # Microsoft Graph
-READ_ROLES=("Policy.Read.All" "GroupMember.Read.All")
+READ_ROLES=("Policy.Read.All" "GroupMember.Read.All" "AccessReview.Read.All")
 WRITE_ROLE="Policy.ReadWrite.ConditionalAccess"
+# Reading sign-in activity (signInActivity) takes both, and an Entra ID P1 or P2 licence.
+DETAIL_ROLES=("User.Read.All" "AuditLog.Read.All")
 
 usage() {
   cat <<EOF
-Usage: $(basename "$0") [--remediate] [--dry-run] <principal-id>
+Usage: $(basename "$0") [--remediate] [--details] [--dry-run] <principal-id>
 
 Grants the Microsoft Graph application permissions caguard needs to the service principal of its
 managed identity.
@@ -25,6 +39,9 @@ managed identity.
   <principal-id>   object id of the managed identity's service principal: the
                    identityPrincipalId output of infra/main.bicep.
   --remediate      also grant ${WRITE_ROLE}, which REMEDIATION_MODE=remediate needs.
+  --details        also grant ${DETAIL_ROLES[*]}: the exclusion report then names
+                   excluded accounts and shows their last sign-in. Read-only, but tenant-wide
+                   (every user's profile, the sign-in logs), so it is opt-in.
   --dry-run        show what would be granted, change nothing.
   -h, --help       show this help.
 
@@ -41,11 +58,13 @@ die() {
 }
 
 remediate=false
+details=false
 dry_run=false
 principal_id=""
 while (($# > 0)); do
   case "$1" in
     --remediate) remediate=true ;;
+    --details) details=true ;;
     --dry-run) dry_run=true ;;
     -h | --help)
       usage
@@ -81,7 +100,11 @@ sp_json_query='[id, displayName, servicePrincipalType]'
 if ! sp_info="$(az ad sp show --id "$principal_id" --query "$sp_json_query" -o tsv 2>/dev/null)"; then
   die "no service principal with object id ${principal_id} in tenant ${tenant_id} (a new managed identity can take a minute to appear)"
 fi
-IFS=$'\t' read -r _ sp_name sp_type <<<"$sp_info"
+# az prints a list one value per line (tabs separate the columns of a row, not list items); take
+# the values positionally either way.
+mapfile -t sp_fields < <(tr '\t' '\n' <<<"$sp_info")
+sp_name="${sp_fields[1]:-}"
+sp_type="${sp_fields[2]:-}"
 log "principal: ${sp_name} (${principal_id}, ${sp_type})"
 if [[ "$sp_type" != "ManagedIdentity" ]]; then
   log "warning: ${principal_id} is a ${sp_type} service principal, not a managed identity"
@@ -114,8 +137,9 @@ while [[ -n "$url" ]]; do
   page="$(az rest --method get --url "$url" \
     --query "[join(' ', value[?resourceId=='${graph_sp_id}'].appRoleId), \"@odata.nextLink\"]" -o tsv)" ||
     die "cannot list the app role assignments of ${principal_id}"
-  ids="$(sed -n 1p <<<"$page")"
-  url="$(sed -n 2p <<<"$page")"
+  mapfile -t page_fields < <(tr '\t' '\n' <<<"$page")
+  ids="${page_fields[0]:-}"
+  url="${page_fields[1]:-}"
   [[ "$url" != "None" ]] || url=""
   assigned+="$(tr ' ' '\n' <<<"$ids")"$'\n'
 done
@@ -125,6 +149,9 @@ is_assigned() { grep -qixF -- "$1" <<<"$assigned"; }
 wanted=("${READ_ROLES[@]}")
 if [[ "$remediate" == true ]]; then
   wanted+=("$WRITE_ROLE")
+fi
+if [[ "$details" == true ]]; then
+  wanted+=("${DETAIL_ROLES[@]}")
 fi
 
 granted=0
