@@ -96,9 +96,10 @@ param flexInstanceMemoryMB int = 512
 // Flex scales each non-HTTP function, and the HTTP functions together, on instances of their own, and
 // this maximum applies to each such group: with 1, AuditLogEvents, NightlySweep and Evaluate run on at
 // most one instance each. They can still overlap, which is why caguard serialises writes with a blob
-// lease rather than an in-process lock. Microsoft's scaling docs give 1 as the lowest maximum; the
-// regional stacks data of some tools still says 40: if a region refuses 1, use 40 (the lease keeps
-// writes single either way, and idle instances cost nothing on Flex).
+// lease rather than an in-process lock. Microsoft's event-driven scaling docs give 1 as the lowest
+// maximum; the Flex stacks data shipped with Az.Functions still says lowestMaximumInstanceCount 40. If
+// a region refuses 1, use 40: the lease keeps writes single either way, and idle instances cost
+// nothing on Flex.
 @description('flex only: most instances per function group (1 to 1000).')
 @minValue(1)
 @maxValue(1000)
@@ -780,6 +781,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       : null
   }
   dependsOn: [
+    // The deployment storage container exists before the site points at it (functionAppConfig names
+    // it by URL only, which makes no dependency by itself).
+    packageContainer
     // The host starts with its storage, Event Hubs and telemetry access already in place.
     hostBlobOwner
     hostTableContributor
