@@ -20,7 +20,7 @@
 //
 // No keys in app settings (only ALERT_WEBHOOK_URL, if set, is sensitive: it may be passed as a Key
 // Vault reference instead):
-//   - AzureWebJobsStorage is identity-based (AzureWebJobsStorage__blobServiceUri & co. + the
+//   - AzureWebJobsStorage is identity-based (AzureWebJobsStorage__accountName and service URIs + the
 //     user-assigned identity) and the storage account refuses shared keys. caguard's handler uses the
 //     same settings for its single-writer blob lease and its record of the managed policy's id.
 //   - flex: the platform keeps the app package in the app-package container and reads it with the
@@ -558,8 +558,15 @@ var packageUrl = '${packageContainerUrl}/${packageBlobName}'
 // settings the handler reads, so keep each entry's `name: '...'` on one line.
 var commonAppSettings = [
   // --- Functions host ---
-  // Identity-based host storage. The service URIs come from the account, so they are right in every
-  // cloud. caguard's handler reads the same settings for its lease and managed-policy record.
+  // Identity-based host storage; caguard's handler reads the same settings for its lease and
+  // managed-policy record. __accountName is the form Microsoft's Flex samples use, and with it set the
+  // host does not hit its intermittent start-up failure to build a blob client from __blobServiceUri
+  // alone (azure-functions-host issue 11787, May 2026). The service URIs, taken from the account, make
+  // every endpoint right in any cloud, where __accountName alone implies the public cloud's DNS suffix.
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: storage.name
+  }
   {
     name: 'AzureWebJobsStorage__blobServiceUri'
     value: storage.properties.primaryEndpoints.blob
