@@ -121,7 +121,8 @@ if [[ "$skip_infra" != true ]]; then
     az group create --name "$resource_group" --location "$location" --output none
   fi
 
-  # Who may upload the package (read by the parameters file through readEnvironmentVariable).
+  # Who may upload the package blob on the ep1 plan (read by the parameters file through
+  # readEnvironmentVariable; the template ignores it on flex).
   if [[ -z "${CAGUARD_DEPLOYER_OBJECT_ID:-}" ]]; then
     case "${account_fields[2]}" in
       user)
@@ -134,8 +135,8 @@ if [[ "$skip_infra" != true ]]; then
         ;;
     esac
     if [[ -z "${CAGUARD_DEPLOYER_OBJECT_ID:-}" ]]; then
-      printf 'warning: could not tell the signed-in object id; set CAGUARD_DEPLOYER_OBJECT_ID, or grant\n' >&2
-      printf '         yourself Storage Blob Data Contributor on the package container\n' >&2
+      printf 'warning: could not tell the signed-in object id. On the ep1 plan, set CAGUARD_DEPLOYER_OBJECT_ID\n' >&2
+      printf '         or grant yourself Storage Blob Data Contributor on the package container\n' >&2
     fi
   fi
   export CAGUARD_DEPLOYER_OBJECT_ID="${CAGUARD_DEPLOYER_OBJECT_ID:-}"
