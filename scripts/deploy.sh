@@ -229,7 +229,7 @@ publish_flex() {
     --only-show-errors \
     --output none; do
     if ((attempt >= 4)); then
-      die "publishing failed; check that you may deploy to $app_name (Contributor or Website Contributor) and that its identity holds Storage Blob Data Owner on ${storage_account}"
+      die "publishing failed, or the host did not report healthy afterwards (see the messages above and the app's logs in Application Insights). Check that you may deploy to $app_name (Contributor or Website Contributor) and that its identity holds Storage Blob Data Owner on ${storage_account}"
     fi
     log "publishing refused (attempt ${attempt}); waiting 60s for role assignments to apply"
     sleep 60
