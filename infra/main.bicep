@@ -2,7 +2,7 @@
 //
 // Deploy:   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.bicepparam
 //           (scripts/deploy.sh does this, then builds and publishes the app package)
-// Then:     scripts/grant-graph-permissions.sh <identityPrincipalId> [--remediate]
+// Then:     scripts/grant-graph-permissions.sh <identityPrincipalId> [--remediate] [--details]
 //           infra/tenant-diagnostics.bicep with <diagnosticsAuthorizationRuleId> (see that file)
 //
 // Hosting plan (parameter hostingPlan):
