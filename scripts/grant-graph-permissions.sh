@@ -3,6 +3,7 @@
 #   Policy.Read.All                      read Conditional Access policies (always)
 #   GroupMember.Read.All                 read break-glass group membership (always)
 #   Policy.ReadWrite.ConditionalAccess   restore the managed policy (only with --remediate)
+#   User.Read.All                        optional: drop deleted break-glass users before a write (only with --remediate)
 #
 # Idempotent: roles the service principal already holds are skipped. Nothing is ever removed; a
 # write permission that is present without --remediate is reported, with the command to remove it.
@@ -124,7 +125,7 @@ is_assigned() { grep -qixF -- "$1" <<<"$assigned"; }
 
 wanted=("${READ_ROLES[@]}")
 if [[ "$remediate" == true ]]; then
-  wanted+=("$WRITE_ROLE")
+  wanted+=("$WRITE_ROLE" "User.Read.All")
 fi
 
 granted=0
