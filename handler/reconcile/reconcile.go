@@ -219,7 +219,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 	out.Actions = []Action{action}
 	logctx.From(ctx, r.Log).Info("reconciled",
 		zap.String("trigger", string(req.Trigger)), zap.String("verdict", string(out.Report.Verdict)),
-		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("performed", action.Performed))
+		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("written", action.Written), zap.Bool("performed", action.Performed))
 
 	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed) {
 		a := r.newAlert(req, out)
