@@ -16,7 +16,7 @@ import (
 // fails, who changed what just before, and what caguard did about it. It carries ids, names and policy
 // fields only: no tokens, secrets or raw audit payloads.
 type Alert struct {
-	ID       string           `json:"id"` // stable for the same tenant, verdict and reasons: sinks may deduplicate on it
+	ID       string           `json:"id"` // stable for the same tenant, verdict, reasons and action outcome: sinks may deduplicate on it
 	Time     time.Time        `json:"time"`
 	TenantID string           `json:"tenantId"`
 	Trigger  Trigger          `json:"trigger"`

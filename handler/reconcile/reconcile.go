@@ -10,7 +10,8 @@
 // Microsoft-managed is adopted and its id recorded (by a run that may act, never by a report); two
 // such policies are ambiguous and nothing is written. With no Owner, nothing is recorded and the name
 // alone decides. MemoryOwnership forgets on restart, so without storage the name decides again after
-// each restart.
+// each restart. An Owner that cannot be read fails the run, so the trigger retries; one that cannot be
+// written is a warning, and the name decides until it can.
 //
 // Safety rules, enforced here and tested:
 //   - only the managed policy is ever written; no other policy is edited, disabled or deleted, and a
