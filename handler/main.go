@@ -104,6 +104,8 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		Remediate: cfg.Remediate(),
 		Now:       now,
 		Log:       log.Named("reconcile"),
+		// Without storage the managed policy's id is remembered in this process only.
+		Owner: &reconcile.MemoryOwnership{},
 	}
 	fns := app.Functions(app.Deps{
 		Reconciler: rec,

@@ -7,6 +7,7 @@
 #   Policy.ReadWrite.ConditionalAccess   restore the managed policy (only with --remediate)
 #   User.Read.All, AuditLog.Read.All     names and sign-in activity of excluded accounts (only with
 #                                        --details; caguard reports without them)
+#   User.Read.All                        also with --remediate: drop deleted break-glass users before a write
 #
 # Idempotent: roles the service principal already holds are skipped. Nothing is ever removed; a
 # write permission that is present without --remediate is reported, with the command to remove it.
@@ -148,10 +149,12 @@ is_assigned() { grep -qixF -- "$1" <<<"$assigned"; }
 
 wanted=("${READ_ROLES[@]}")
 if [[ "$remediate" == true ]]; then
-  wanted+=("$WRITE_ROLE")
+  wanted+=("$WRITE_ROLE" "User.Read.All")
 fi
 if [[ "$details" == true ]]; then
-  wanted+=("${DETAIL_ROLES[@]}")
+  for role in "${DETAIL_ROLES[@]}"; do
+    [[ " ${wanted[*]} " == *" $role "* ]] || wanted+=("$role")
+  done
 fi
 
 granted=0

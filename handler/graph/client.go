@@ -8,8 +8,10 @@
 //     error for the whole call, never a silently shortened list.
 //   - A policy whose state Graph left out (or sent as an unknown value) is an error, never "enabled";
 //     writes always send the state explicitly.
-//   - UpdatePolicy PATCHes a freshly built model holding only the listed top-level properties, so
-//     nothing else of the policy can be overwritten.
+//   - UpdatePolicy PATCHes only the listed top-level properties, so nothing else of the policy can be
+//     overwritten, and sends each in full ([] for an empty list, null for an absent section), because
+//     Graph merges a PATCH: what a body leaves out keeps its value. Writes never carry read-only
+//     properties.
 //   - Throttling (429) and transient faults (503, 504, network errors) are retried honouring
 //     Retry-After, within Options.RetryBudget and Options.MaxRetries, and never past the context's
 //     deadline. Every error a method returns is an *Error that says whether a retry can help

@@ -252,7 +252,8 @@ func TestGetPolicy(t *testing.T) {
 }
 
 func TestCreatePolicySendsStateExplicitly(t *testing.T) {
-	e := setup(t, graphfake.Options{}, "empty.json", nil)
+	// drifted.json holds the break-glass group the policy excludes: Graph refuses unknown ids.
+	e := setup(t, graphfake.Options{}, "drifted.json", nil)
 	off := false
 	want := capolicy.Policy{
 		DisplayName: "caguard: require MFA for Azure management",
@@ -436,6 +437,158 @@ func TestUpdatePolicySendsExactlyTheListedProperties(t *testing.T) {
 		}
 		if n := len(e.srv.Calls()); n != 0 {
 			t.Errorf("requests sent: %d, want 0", n)
+		}
+	})
+}
+
+// narrowedEverywhere is the managed policy of compliant.json after an administrator narrowed it in
+// every way a policy can be narrowed, and added session controls.
+const narrowedEverywhere = `{
+	"id": "` + managedPolicyID + `", "displayName": "caguard: require MFA for Azure management", "state": "enabled",
+	"conditions": {
+		"users": {"includeUsers": ["All"], "excludeUsers": ["33333333-3333-3333-3333-333333333333"], "excludeGroups": ["bbbbbbbb-0000-0000-0000-000000000001"],
+			"excludeRoles": ["62e90394-69f5-4237-9190-012177145e10"],
+			"excludeGuestsOrExternalUsers": {"guestOrExternalUserTypes": "b2bCollaborationGuest",
+				"externalTenants": {"@odata.type": "#microsoft.graph.conditionalAccessAllExternalTenants", "membershipKind": "all"}}},
+		"applications": {"includeApplications": ["797f4846-ba00-4fd7-ba43-dac1f8f63013"], "excludeApplications": ["c44b4083-3bb0-49c1-b47d-974e53cbdf3c"],
+			"applicationFilter": {"mode": "exclude", "rule": "CustomSecurityAttribute.Team -eq \"x\""}},
+		"clientAppTypes": ["browser"],
+		"platforms": {"includePlatforms": ["all"], "excludePlatforms": ["linux"]},
+		"locations": {"includeLocations": ["All"], "excludeLocations": ["AllTrusted"]},
+		"devices": {"deviceFilter": {"mode": "exclude", "rule": "device.isCompliant -eq True"}},
+		"signInRiskLevels": ["high"], "userRiskLevels": ["medium"], "insiderRiskLevels": "elevated",
+		"authenticationFlows": {"transferMethods": "deviceCodeFlow"}
+	},
+	"grantControls": {"operator": "OR", "builtInControls": ["mfa", "compliantDevice"], "termsOfUse": ["tou-1"],
+		"authenticationStrength": {"id": "` + graphfake.StrengthMFA + `"}},
+	"sessionControls": {"signInFrequency": {"isEnabled": true, "value": 4, "type": "hours"}}
+}`
+
+// Graph merges a PATCH, so a write holds only if it carries every list and section of what it
+// writes. After one UpdatePolicy the conditions and grant read back exactly as written, whatever they
+// held before, and what was not written (session controls) stays.
+func TestUpdatePolicyHoldsAgainstAMergingGraph(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	ctx := context.Background()
+	if _, err := e.srv.PutPolicy(json.RawMessage(narrowedEverywhere)); err != nil {
+		t.Fatal(err)
+	}
+	want := capolicy.Desired(capolicy.Config{BreakGlassGroupIDs: []string{breakGlassGroup}})
+	want.State = capolicy.StateEnabled
+	if err := e.c.UpdatePolicy(ctx, managedPolicyID, want, []string{FieldConditions, FieldGrantControls}); err != nil {
+		t.Fatalf("UpdatePolicy: %v", err)
+	}
+	got, err := e.c.GetPolicy(ctx, managedPolicyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range capolicy.Diff(want, got) {
+		if !strings.HasPrefix(d.Field, "sessionControls") {
+			t.Errorf("%s: got %s, want %s", d.Field, d.Got, d.Want)
+		}
+	}
+	if s := got.SessionControls; s == nil || s.SignInFrequency == nil || s.SignInFrequency.Value != 4 {
+		t.Errorf("session controls not written must stay: %+v", s)
+	}
+
+	patches := e.srv.CallsTo("PATCH " + policiesPath + "/" + managedPolicyID)
+	if len(patches) != 1 {
+		t.Fatalf("PATCHes: got %d, want 1", len(patches))
+	}
+	var body struct {
+		Conditions    map[string]json.RawMessage `json:"conditions"`
+		GrantControls map[string]json.RawMessage `json:"grantControls"`
+	}
+	if err := json.Unmarshal(patches[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("absent sections are sent as null", func(t *testing.T) {
+		for _, k := range []string{"platforms", "locations", "devices", "authenticationFlows", "clientApplications", "insiderRiskLevels"} {
+			if v, ok := body.Conditions[k]; !ok || string(v) != "null" {
+				t.Errorf("conditions.%s: got %s (present %t), want null", k, v, ok)
+			}
+		}
+		if v := string(body.GrantControls["authenticationStrength"]); v != "null" {
+			t.Errorf("grantControls.authenticationStrength: got %s, want null", v)
+		}
+	})
+	t.Run("empty lists are sent as []", func(t *testing.T) {
+		for _, k := range []string{"userRiskLevels", "signInRiskLevels", "servicePrincipalRiskLevels"} {
+			if v := string(body.Conditions[k]); v != "[]" {
+				t.Errorf("conditions.%s: got %s, want []", k, v)
+			}
+		}
+		var users map[string]json.RawMessage
+		if err := json.Unmarshal(body.Conditions["users"], &users); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"excludeUsers", "excludeRoles", "includeGroups", "includeRoles"} {
+			if v := string(users[k]); v != "[]" {
+				t.Errorf("conditions.users.%s: got %s, want []", k, v)
+			}
+		}
+		if v := string(users["excludeGuestsOrExternalUsers"]); v != "null" {
+			t.Errorf("conditions.users.excludeGuestsOrExternalUsers: got %s, want null", v)
+		}
+		if v := string(body.GrantControls["termsOfUse"]); v != "[]" {
+			t.Errorf("grantControls.termsOfUse: got %s, want []", v)
+		}
+	})
+}
+
+func TestWriteBodiesNeverCarryReadOnlyProperties(t *testing.T) {
+	p := minimalPolicy()
+	p.ID, p.TemplateID, p.CreatedDateTime, p.ModifiedDateTime = "id-1", "tmpl-1", "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"
+	b, err := policyBody(p, []string{FieldDisplayName, FieldState, FieldConditions, FieldGrantControls, FieldSessionControls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topKeys(t, b); strings.Join(got, ",") != "conditions,displayName,grantControls,sessionControls,state" {
+		t.Errorf("keys: got %v", got)
+	}
+	for _, ro := range []string{"id-1", "tmpl-1", "2024-01-01", "2024-01-02"} {
+		if strings.Contains(string(b), ro) {
+			t.Errorf("body carries read-only value %s: %s", ro, b)
+		}
+	}
+	t.Run("an unknown enum value is refused", func(t *testing.T) {
+		q := minimalPolicy()
+		q.Conditions.Platforms = &capolicy.Platforms{IncludePlatforms: []string{"amiga"}}
+		if _, err := policyBody(q, []string{FieldConditions}); err == nil || !strings.Contains(err.Error(), "amiga") {
+			t.Errorf("got %v, want an error naming the value", err)
+		}
+	})
+}
+
+func TestUserExists(t *testing.T) {
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	ctx := context.Background()
+	const bg1 = "11111111-1111-1111-1111-111111111111"
+	ok, err := e.c.UserExists(ctx, bg1)
+	if err != nil || !ok {
+		t.Fatalf("existing user: got %t, %v", ok, err)
+	}
+	if calls := e.srv.CallsTo("GET /v1.0/users/" + bg1); len(calls) != 1 || calls[0].Query != "$select=id" && calls[0].Query != "%24select=id" {
+		t.Errorf("calls %+v, want one GET with $select=id", calls)
+	}
+	e.srv.DeleteUser(bg1)
+	if ok, err := e.c.UserExists(ctx, bg1); err != nil || ok {
+		t.Errorf("deleted user: got %t, %v; want false, nil", ok, err)
+	}
+	t.Run("without User.Read.All the error is Forbidden and names it", func(t *testing.T) {
+		e := setup(t, graphfake.Options{Roles: []string{graphfake.PermPolicyReadAll}}, "compliant.json", nil)
+		_, err := e.c.UserExists(ctx, bg1)
+		ge := asError(t, err)
+		if !ge.Forbidden() || ge.Permission != PermReadUsers || ge.Retriable() {
+			t.Errorf("got %+v", ge)
+		}
+	})
+	t.Run("a server error is retriable", func(t *testing.T) {
+		e := setup(t, graphfake.Options{}, "compliant.json", func(o *Options) { o.MaxRetries = -1 })
+		e.srv.Inject(graphfake.Fault{Match: "GET /v1.0/users/*", Status: 503})
+		_, err := e.c.UserExists(ctx, bg1)
+		if ge := asError(t, err); !ge.Retriable() || ge.Forbidden() {
+			t.Errorf("got %+v", ge)
 		}
 	})
 }

@@ -6,9 +6,12 @@ import (
 	"net/url"
 	"strings"
 
+	abstractions "github.com/microsoft/kiota-abstractions-go"
+	absser "github.com/microsoft/kiota-abstractions-go/serialization"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
 	"github.com/microsoftgraph/msgraph-sdk-go/identity"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 	"github.com/microsoftgraph/msgraph-sdk-go/policies"
 
 	"github.com/caguard/caguard/handler/capolicy"
@@ -161,15 +164,17 @@ func (c *Client) CreatePolicy(ctx context.Context, p capolicy.Policy) (capolicy.
 	if p.SessionControls != nil {
 		fields = append(fields, FieldSessionControls)
 	}
-	body, err := policyToSDK(p, fields)
+	body, err := policyBody(p, fields)
 	if err != nil {
 		return capolicy.Policy{}, &Error{Op: op, Code: "InvalidPolicy", Message: err.Error()}
 	}
 	ctx, cl := c.begin(ctx, op, PermWritePolicies)
-	m, err := c.policiesBuilder().Post(ctx, body, nil)
+	b := c.policiesBuilder()
+	res, err := c.sendJSON(ctx, abstractions.POST, b.UrlTemplate, b.PathParameters, body, models.CreateConditionalAccessPolicyFromDiscriminatorValue)
 	if err != nil {
 		return capolicy.Policy{}, classify(op, PermWritePolicies, err, cl)
 	}
+	m, _ := res.(models.ConditionalAccessPolicyable)
 	created, err := policyFromSDK(m)
 	if err != nil {
 		return capolicy.Policy{}, &Error{Op: op, Code: "InvalidPolicy", Message: err.Error()}
@@ -182,8 +187,9 @@ func (c *Client) CreatePolicy(ctx context.Context, p capolicy.Policy) (capolicy.
 
 // UpdatePolicy PATCHes the listed top-level properties of policy id with their values in p, and
 // nothing else. fields are Graph names: displayName, state, conditions, grantControls,
-// sessionControls; a listed grantControls or sessionControls that p leaves nil is cleared. Needs
-// Policy.ReadWrite.ConditionalAccess.
+// sessionControls. Each listed property is sent in full (empty lists as [], absent sections as null),
+// so that after Graph's merge it equals p's whatever it held before; a listed grantControls or
+// sessionControls that p leaves nil is cleared. Needs Policy.ReadWrite.ConditionalAccess.
 func (c *Client) UpdatePolicy(ctx context.Context, id string, p capolicy.Policy, fields []string) error {
 	const op = "update policy"
 	if id == "" {
@@ -202,17 +208,31 @@ func (c *Client) UpdatePolicy(ctx context.Context, id string, p capolicy.Policy,
 		}
 		seen[f] = true
 	}
-	// A fresh model, never one read from Graph: the SDK's backing store does not record changes made
-	// to a fetched model, and the PATCH would go out as {}.
-	body, err := policyToSDK(p, fields)
+	body, err := policyBody(p, fields)
 	if err != nil {
 		return &Error{Op: op, Code: "InvalidPolicy", Message: err.Error()}
 	}
 	ctx, cl := c.begin(ctx, op, PermWritePolicies)
-	if _, err := c.policiesBuilder().ByConditionalAccessPolicyId(id).Patch(ctx, body, nil); err != nil {
+	b := c.policiesBuilder().ByConditionalAccessPolicyId(id)
+	if _, err := c.sendJSON(ctx, abstractions.PATCH, b.UrlTemplate, b.PathParameters, body, nil); err != nil {
 		return classify(op, PermWritePolicies, err, cl)
 	}
 	return nil
+}
+
+// sendJSON sends a JSON body built by this package through the SDK's request adapter, so the request
+// gets the same authentication, compression, retries and OData error mapping as the SDK's own. With
+// parse nil the answer's body is ignored.
+func (c *Client) sendJSON(ctx context.Context, method abstractions.HttpMethod, urlTemplate string, pathParameters map[string]string,
+	body []byte, parse absser.ParsableFactory) (absser.Parsable, error) {
+	ri := abstractions.NewRequestInformationWithMethodAndUrlTemplateAndPathParameters(method, urlTemplate, pathParameters)
+	ri.Headers.TryAdd("Accept", "application/json")
+	ri.SetStreamContentAndContentType(body, "application/json")
+	errs := abstractions.ErrorMappings{"XXX": odataerrors.CreateODataErrorFromDiscriminatorValue}
+	if parse == nil {
+		return nil, c.adapter.SendNoContent(ctx, ri, errs)
+	}
+	return c.adapter.Send(ctx, ri, parse, errs)
 }
 
 // completeStrengths fills in authentication strengths that Graph answered by reference only (id

@@ -1,6 +1,7 @@
 package graphfake
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -53,6 +54,10 @@ type Fault struct {
 	// e.g. malformed JSON or an error object without a message.
 	Body        string
 	ContentType string
+	// IgnoreFields serves the request normally, but as if its JSON body lacked these dotted paths
+	// (e.g. "conditions.users.excludeRoles"): a write Graph accepts and does not fully apply. The call
+	// log keeps the body as sent.
+	IgnoreFields []string
 }
 
 type faultState struct {
@@ -200,6 +205,32 @@ func (s *Server) applyFault(rec *recorder, w http.ResponseWriter, r *http.Reques
 	}
 	writeError(rec, r, f.Status, code, msg)
 	return true
+}
+
+// withoutFields removes dotted paths from a JSON object body; a body that is not an object is
+// returned unchanged.
+func withoutFields(body []byte, paths []string) []byte {
+	var o object
+	if json.Unmarshal(body, &o) != nil || o == nil {
+		return body
+	}
+	for _, p := range paths {
+		o = withoutPath(o, strings.Split(p, "."))
+	}
+	return o.marshal()
+}
+
+func withoutPath(o object, path []string) object {
+	if len(path) == 1 {
+		delete(o, path[0])
+		return o
+	}
+	var sub object
+	if json.Unmarshal(o[path[0]], &sub) != nil || sub == nil {
+		return o
+	}
+	o[path[0]] = withoutPath(sub, path[1:]).marshal()
+	return o
 }
 
 func defaultCode(status int) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -52,6 +53,16 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, c claims, seg []s
 		if s.allowDirectory(w, r, c) {
 			s.transitiveMembers(w, r, seg[1])
 		}
+	case is(0, "users") && len(seg) == 2:
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, r)
+			return
+		}
+		if c.has(PermUserReadAll, PermDirectoryReadAll) {
+			s.getUser(w, r, seg[1])
+			return
+		}
+		writeError(w, r, http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 	case is(0, "policies") && is(1, "authenticationStrengthPolicies") && (len(seg) == 2 || len(seg) == 3):
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, r)
@@ -259,6 +270,11 @@ func (s *Server) checkPolicyBody(o object, id string) string {
 					return msg
 				}
 			}
+			if k == "conditions" {
+				if msg := s.checkDirectoryRefs(sub); msg != "" {
+					return msg
+				}
+			}
 		case "id":
 			if id != "" && o.str("id") != id {
 				return "The id in the payload does not match the id in the URL."
@@ -266,6 +282,39 @@ func (s *Server) checkPolicyBody(o object, id string) string {
 		case "createdDateTime", "modifiedDateTime", "templateId", "@odata.type", "@odata.context":
 		default:
 			return fmt.Sprintf("Invalid property '%s'.", k)
+		}
+	}
+	return ""
+}
+
+// checkDirectoryRefs refuses users and groups that do not exist, as Graph refuses a whole policy
+// write that names a deleted account or group.
+func (s *Server) checkDirectoryRefs(cond object) string {
+	var users object
+	if err := json.Unmarshal(cond["users"], &users); err != nil || users == nil {
+		return ""
+	}
+	for _, key := range []string{"includeUsers", "excludeUsers", "includeGroups", "excludeGroups"} {
+		var ids []string
+		if raw, ok := users[key]; ok {
+			if err := json.Unmarshal(raw, &ids); err != nil {
+				return fmt.Sprintf("Invalid value for property '%s'.", key)
+			}
+		}
+		for _, id := range ids {
+			switch strings.ToLower(id) {
+			case "all", "none", "guestsorexternalusers":
+				continue
+			}
+			known := false
+			if strings.HasSuffix(key, "Users") {
+				_, known = s.tenant.users[id]
+			} else {
+				_, known = s.tenant.groups[id]
+			}
+			if !known {
+				return fmt.Sprintf("Invalid conditions.users.%s: the directory has no object with id '%s'.", key, id)
+			}
 		}
 	}
 	return ""
@@ -343,18 +392,59 @@ func (s *Server) patchPolicy(w http.ResponseWriter, r *http.Request, id string, 
 		writeError(w, r, http.StatusBadRequest, "BadRequest", msg)
 		return
 	}
-	next := cur.clone()
+	patch := object{}
 	for k, v := range o {
 		switch k {
 		case "id", "createdDateTime", "modifiedDateTime", "templateId", "@odata.type", "@odata.context":
 		default:
-			// Complex properties are replaced whole: what is left out of a sent object is gone.
-			next[k] = v
+			patch[k] = v
 		}
 	}
+	next := mergePatch(cur, patch)
 	next["modifiedDateTime"] = mustJSON(s.opts.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"))
 	s.tenant.putPolicy(next)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// mergePatch applies a PATCH body the way Graph does: "Existing properties that aren't included in the
+// request body maintain their previous values" (Update conditionalAccessPolicy, v1.0:
+// https://learn.microsoft.com/graph/api/conditionalaccesspolicy-update?view=graph-rest-1.0), at every
+// level: objects merge key by key, lists and scalars replace, and an explicit null clears. An object
+// that names another @odata.type than the stored one replaces it whole.
+func mergePatch(cur, patch object) object {
+	out := cur.clone()
+	for k, v := range patch {
+		var sub object
+		if bytes.HasPrefix(bytes.TrimSpace(v), []byte("{")) && json.Unmarshal(v, &sub) == nil && sub != nil {
+			var old object
+			if json.Unmarshal(out[k], &old) == nil && old != nil {
+				if t, ok := sub["@odata.type"]; !ok || bytes.Equal(t, old["@odata.type"]) {
+					out[k] = mergePatch(old, sub).marshal()
+					continue
+				}
+			}
+			out[k] = mergePatch(object{}, sub).marshal()
+			continue
+		}
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// getUser answers a user ($select honoured), or a 404 for an id the directory does not hold.
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request, id string) {
+	s.mu.Lock()
+	u, ok := s.tenant.users[id]
+	s.mu.Unlock()
+	if !ok {
+		writeError(w, r, http.StatusNotFound, "Request_ResourceNotFound",
+			"Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
+		return
+	}
+	o := object{"id": mustJSON(u.ID), "displayName": mustJSON(u.DisplayName), "userPrincipalName": mustJSON(u.UserPrincipalName)}
+	out := project(o, selectFields(r))
+	out["@odata.context"] = mustJSON(s.URL() + "/v1.0/$metadata#users/$entity")
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, id string) {

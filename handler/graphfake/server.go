@@ -14,14 +14,18 @@
 //     Request bodies may be gzip-compressed (the SDK compresses every body). Errors are OData error
 //     bodies {"error":{"code","message","innerError"}}.
 //   - Conditional Access policies: list, get, create (201 with the body; generated id and
-//     createdDateTime), PATCH (merges the top-level properties sent, replacing complex values whole, and
-//     answers 204), delete (204). Malformed JSON, an invalid state or an unknown property is a 400; an
-//     unknown id is a 404. grantControls.authenticationStrength is answered expanded from the
-//     strength's id, as Graph v1.0 does.
+//     createdDateTime), PATCH (merged as Graph merges it: objects key by key at every level, lists and
+//     scalars replaced, an explicit null clears; answers 204), delete (204). Malformed JSON, an invalid
+//     state, an unknown property, or users and groups that do not exist are a 400; an unknown id is a
+//     404. grantControls.authenticationStrength is answered expanded from the strength's id, as Graph
+//     v1.0 does.
+//   - Users (GET /users/{id}, $select honoured; 404 for an unknown id): the seeded users and every
+//     user that is a group member.
 //   - Groups' transitiveMembers (nested groups expanded, $select honoured) and authentication strength
 //     policies, with Microsoft's three built-in strengths always present.
 //   - Every request is recorded (Calls) and faults can be injected (Inject): throttling, server errors,
-//     slow answers, dropped connections, malformed or message-less bodies.
+//     slow answers, dropped connections, malformed or message-less bodies, and writes whose body is
+//     partly ignored.
 //
 // The server is safe for concurrent use. It imports only the standard library so that tests using it
 // build in seconds.
@@ -58,11 +62,12 @@ const (
 	PermGroupReadAll              = "Group.Read.All"
 	PermDirectoryReadAll          = "Directory.Read.All"
 	PermPolicyReadWriteAuthMethod = "Policy.ReadWrite.AuthenticationMethod"
+	PermUserReadAll               = "User.Read.All"
 )
 
 // allRoles is what a token carries when Options.Roles is nil: everything caguard may need.
 func allRoles() []string {
-	return []string{PermPolicyReadAll, PermPolicyReadWriteCA, PermGroupMemberReadAll}
+	return []string{PermPolicyReadAll, PermPolicyReadWriteCA, PermGroupMemberReadAll, PermUserReadAll}
 }
 
 const maxBody = 4 << 20
@@ -238,6 +243,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		call.Fault = true
 		if s.applyFault(rec, w, r, f) {
 			return
+		}
+		if len(f.IgnoreFields) > 0 && bodyErr == nil {
+			body = withoutFields(body, f.IgnoreFields)
 		}
 	}
 	if bodyErr != nil {

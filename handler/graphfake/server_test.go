@@ -222,35 +222,167 @@ func gz(t *testing.T, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func TestPatchMergesTopLevelPropertiesAndAcceptsGzip(t *testing.T) {
-	s := start(t, Options{}, &Scenario{Policies: []json.RawMessage{json.RawMessage(`{
-		"id": "p1", "displayName": "keep me", "state": "enabled",
-		"conditions": {"users": {"includeUsers": ["All"], "excludeUsers": ["u1"]}, "clientAppTypes": ["all"]},
-		"grantControls": {"operator": "OR", "builtInControls": ["mfa"]}}`)}})
+func TestPatchAcceptsGzip(t *testing.T) {
+	s := start(t, Options{}, policies(1))
 	tok := s.Token()
-	body := gz(t, []byte(`{"state":"disabled","conditions":{"users":{"includeUsers":["All"]}}}`))
-	r := call(t, "PATCH", s.GraphURL()+"/identity/conditionalAccess/policies/p1", tok, body,
+	body := gz(t, []byte(`{"state":"disabled"}`))
+	r := call(t, "PATCH", s.GraphURL()+"/identity/conditionalAccess/policies/p0", tok, body,
 		map[string]string{"Content-Encoding": "gzip", "Content-Type": "application/json"})
 	if r.status != 204 {
 		t.Fatalf("PATCH: got %d, want 204 (%s)", r.status, r.body)
 	}
-	calls := s.CallsTo("PATCH " + policiesPath + "/p1")
-	if len(calls) != 1 || !strings.Contains(string(calls[0].Body), `"state":"disabled"`) {
+	calls := s.CallsTo("PATCH " + policiesPath + "/p0")
+	if len(calls) != 1 || string(calls[0].Body) != `{"state":"disabled"}` {
 		t.Fatalf("call log does not hold the decompressed body: %+v", calls)
 	}
-	got := call(t, "GET", s.GraphURL()+"/identity/conditionalAccess/policies/p1", tok, nil, nil).json(t)
-	if got["state"] != "disabled" || got["displayName"] != "keep me" {
-		t.Errorf("got state=%v displayName=%v, want disabled, keep me", got["state"], got["displayName"])
+	got := call(t, "GET", s.GraphURL()+"/identity/conditionalAccess/policies/p0", tok, nil, nil).json(t)
+	if got["state"] != "disabled" || got["modifiedDateTime"] == nil {
+		t.Errorf("got state=%v modifiedDateTime=%v, want disabled and a modification time", got["state"], got["modifiedDateTime"])
 	}
-	cond := got["conditions"].(map[string]any)
-	if _, ok := cond["clientAppTypes"]; ok {
-		t.Errorf("conditions were merged, want replaced whole: %v", cond)
+}
+
+// Graph merges a PATCH: "Existing properties that aren't included in the request body maintain their
+// previous values" (Update conditionalAccessPolicy, v1.0). Its own example sends only
+// conditions.signInRiskLevels and keeps every other condition.
+func TestPatchMergesLikeGraph(t *testing.T) {
+	const stored = `{
+		"id": "p1", "displayName": "keep me", "state": "enabled",
+		"conditions": {
+			"users": {"includeUsers": ["All"], "excludeUsers": ["u1"], "excludeRoles": ["r1"]},
+			"applications": {"includeApplications": ["All"]},
+			"clientAppTypes": ["all"],
+			"devices": {"deviceFilter": {"mode": "exclude", "rule": "device.isCompliant -eq True"}},
+			"externalTenants": {"@odata.type": "#microsoft.graph.a", "members": ["t1"]}
+		},
+		"grantControls": {"operator": "OR", "builtInControls": ["mfa"]}}`
+	tests := []struct {
+		name  string
+		patch string
+		want  map[string]string // dotted path -> compact JSON; "-" means absent
+	}{
+		{"the documented example keeps every other condition",
+			`{"conditions":{"signInRiskLevels":["high","medium","low"]}}`,
+			map[string]string{"conditions.signInRiskLevels": `["high","medium","low"]`, "conditions.users.excludeUsers": `["u1"]`,
+				"conditions.clientAppTypes": `["all"]`, "state": `"enabled"`, "grantControls.operator": `"OR"`}},
+		{"a nested object merges key by key",
+			`{"conditions":{"users":{"excludeUsers":["u2"]}}}`,
+			map[string]string{"conditions.users.excludeUsers": `["u2"]`, "conditions.users.excludeRoles": `["r1"]`, "conditions.users.includeUsers": `["All"]`}},
+		{"a list replaces rather than appends",
+			`{"grantControls":{"builtInControls":["compliantDevice"]}}`,
+			map[string]string{"grantControls.builtInControls": `["compliantDevice"]`, "grantControls.operator": `"OR"`}},
+		{"an empty list clears a list",
+			`{"conditions":{"users":{"excludeRoles":[]}}}`,
+			map[string]string{"conditions.users.excludeRoles": `[]`, "conditions.users.excludeUsers": `["u1"]`}},
+		{"an explicit null clears a section",
+			`{"conditions":{"devices":null}}`,
+			map[string]string{"conditions.devices": `null`, "conditions.users.excludeUsers": `["u1"]`}},
+		{"an object of another @odata.type replaces the old one whole",
+			`{"conditions":{"externalTenants":{"@odata.type":"#microsoft.graph.b","membershipKind":"all"}}}`,
+			map[string]string{"conditions.externalTenants.members": `-`, "conditions.externalTenants.membershipKind": `"all"`}},
 	}
-	if _, ok := cond["users"].(map[string]any)["excludeUsers"]; ok {
-		t.Errorf("users were merged, want replaced whole: %v", cond)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := start(t, Options{}, &Scenario{Policies: []json.RawMessage{json.RawMessage(stored)}, Users: []User{{ID: "u1"}, {ID: "u2"}}})
+			tok := s.Token()
+			if r := call(t, "PATCH", s.GraphURL()+"/identity/conditionalAccess/policies/p1", tok, []byte(tt.patch), nil); r.status != 204 {
+				t.Fatalf("PATCH: got %d, want 204 (%s)", r.status, r.body)
+			}
+			got := call(t, "GET", s.GraphURL()+"/identity/conditionalAccess/policies/p1", tok, nil, nil).json(t)
+			for path, want := range tt.want {
+				if g := lookup(t, got, path); g != want {
+					t.Errorf("%s: got %s, want %s", path, g, want)
+				}
+			}
+		})
 	}
-	if got["grantControls"] == nil || got["modifiedDateTime"] == nil {
-		t.Errorf("untouched grantControls or modifiedDateTime missing: %v", got)
+}
+
+// lookup renders the value at a dotted path as compact JSON, or "-" when it is absent.
+func lookup(t *testing.T, o map[string]any, path string) string {
+	t.Helper()
+	var v any = o
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return "-"
+		}
+		if v, ok = m[k]; !ok {
+			return "-"
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestUsers(t *testing.T) {
+	s := start(t, Options{}, &Scenario{
+		Users:  []User{{ID: "u1", DisplayName: "One", UserPrincipalName: "one@contoso.example"}},
+		Groups: map[string]Group{"g1": {Members: []Member{{ID: "u2"}}}},
+	})
+	tok := s.Token()
+	t.Run("a seeded user answers with $select honoured", func(t *testing.T) {
+		r := call(t, "GET", s.GraphURL()+"/users/u1?$select=id", tok, nil, nil)
+		m := r.json(t)
+		if r.status != 200 || m["id"] != "u1" || m["displayName"] != nil {
+			t.Fatalf("got %d %s, want 200 with the id only", r.status, r.body)
+		}
+	})
+	t.Run("a group member is a user", func(t *testing.T) {
+		if r := call(t, "GET", s.GraphURL()+"/users/u2", tok, nil, nil); r.status != 200 {
+			t.Fatalf("got %d, want 200", r.status)
+		}
+	})
+	t.Run("a deleted user is a 404", func(t *testing.T) {
+		if !s.DeleteUser("u2") {
+			t.Fatal("u2 did not exist")
+		}
+		r := call(t, "GET", s.GraphURL()+"/users/u2", tok, nil, nil)
+		if r.status != 404 || r.errorCode(t) != "Request_ResourceNotFound" {
+			t.Fatalf("got %d %s, want 404 Request_ResourceNotFound", r.status, r.body)
+		}
+	})
+	t.Run("reading users needs User.Read.All", func(t *testing.T) {
+		s := start(t, Options{Roles: []string{PermPolicyReadAll}}, &Scenario{Users: []User{{ID: "u1"}}})
+		if r := call(t, "GET", s.GraphURL()+"/users/u1", s.Token(), nil, nil); r.status != 403 {
+			t.Fatalf("got %d, want 403", r.status)
+		}
+	})
+}
+
+// Graph refuses a whole policy write that names a user or group the directory does not hold.
+func TestWritesNamingUnknownObjectsAreRefused(t *testing.T) {
+	s := start(t, Options{}, &Scenario{
+		Policies: []json.RawMessage{json.RawMessage(`{"id":"p1","displayName":"x","state":"enabled","conditions":{"users":{"includeUsers":["All"]}}}`)},
+		Users:    []User{{ID: "u1"}},
+		Groups:   map[string]Group{"g1": {}},
+	})
+	tok := s.Token()
+	item := s.GraphURL() + "/identity/conditionalAccess/policies/p1"
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"known users and groups are accepted", `{"conditions":{"users":{"includeUsers":["All"],"excludeUsers":["u1"],"excludeGroups":["g1"]}}}`, 204},
+		{"an unknown excluded user is refused", `{"conditions":{"users":{"excludeUsers":["u1","gone"]}}}`, 400},
+		{"an unknown excluded group is refused", `{"conditions":{"users":{"excludeGroups":["gone"]}}}`, 400},
+		{"a user id in excludeGroups is refused", `{"conditions":{"users":{"excludeGroups":["u1"]}}}`, 400},
+		{"the None token is not an object", `{"conditions":{"users":{"includeUsers":["None"]}}}`, 204},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := call(t, "PATCH", item, tok, []byte(tt.body), nil)
+			if r.status != tt.want {
+				t.Fatalf("got %d, want %d (%s)", r.status, tt.want, r.body)
+			}
+		})
+	}
+	r := call(t, "POST", s.GraphURL()+"/identity/conditionalAccess/policies", tok,
+		[]byte(`{"displayName":"n","state":"disabled","conditions":{"users":{"includeUsers":["All"],"excludeUsers":["gone"]}}}`), nil)
+	if r.status != 400 {
+		t.Errorf("create naming an unknown user: got %d, want 400", r.status)
 	}
 }
 
@@ -456,6 +588,21 @@ func TestFaults(t *testing.T) {
 		}
 		if d := time.Since(t0); d < 50*time.Millisecond {
 			t.Errorf("answered after %v, want at least 50ms", d)
+		}
+	})
+	t.Run("ignored fields are accepted and not applied", func(t *testing.T) {
+		s.Reset()
+		s.Inject(Fault{Match: "PATCH " + policiesPath + "/*", IgnoreFields: []string{"conditions.users.excludeUsers"}})
+		r := call(t, "PATCH", list+"/p1", tok, []byte(`{"displayName":"renamed","conditions":{"users":{"excludeUsers":[]}}}`), nil)
+		if r.status != 204 {
+			t.Fatalf("got %d, want 204 (%s)", r.status, r.body)
+		}
+		got := call(t, "GET", list+"/p1", tok, nil, nil).json(t)
+		if got["displayName"] != "renamed" || lookup(t, got, "conditions.users.excludeUsers") != "-" {
+			t.Errorf("got %v, want the rename applied and excludeUsers never set", got)
+		}
+		if c := s.CallsTo("PATCH " + list[len(s.URL()):] + "/p1"); len(c) != 1 || !strings.Contains(string(c[0].Body), "excludeUsers") {
+			t.Errorf("the call log must keep the body as sent: %+v", c)
 		}
 	})
 	t.Run("a dropped connection gives the client an error", func(t *testing.T) {

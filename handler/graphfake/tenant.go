@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 )
 
 // Scenario is a tenant to seed, usually read from a JSON file (see scripts/scenarios).
@@ -18,6 +19,9 @@ type Scenario struct {
 	// createdDateTime are added when missing). They are not validated, so a scenario can hold what a
 	// client must reject, such as a policy without a state.
 	Policies []json.RawMessage `json:"policies,omitempty"`
+	// Users are the directory's users beyond those already named as group members (every member of
+	// type #microsoft.graph.user exists as a user too).
+	Users []User `json:"users,omitempty"`
 	// Groups are keyed by object id.
 	Groups map[string]Group `json:"groups,omitempty"`
 	// AuthenticationStrengths are authenticationStrengthPolicy objects added to (or replacing, by id)
@@ -40,6 +44,13 @@ type Member struct {
 	UserPrincipalName string `json:"userPrincipalName,omitempty"`
 }
 
+// User is a directory user.
+type User struct {
+	ID                string `json:"id"`
+	DisplayName       string `json:"displayName,omitempty"`
+	UserPrincipalName string `json:"userPrincipalName,omitempty"`
+}
+
 // The built-in authentication strengths every tenant has.
 const (
 	StrengthMFA               = "00000000-0000-0000-0000-000000000002"
@@ -55,6 +66,7 @@ type tenant struct {
 	policies      map[string]object
 	policyOrder   []string
 	groups        map[string]Group
+	users         map[string]User
 	strengths     map[string]object
 	strengthOrder []string
 }
@@ -64,6 +76,7 @@ func newTenant(id string) tenant {
 		id:        id,
 		policies:  map[string]object{},
 		groups:    map[string]Group{},
+		users:     map[string]User{},
 		strengths: map[string]object{},
 	}
 	for _, raw := range builtInStrengths() {
@@ -177,6 +190,19 @@ func (s *Server) Seed(sc Scenario) error {
 			}
 		}
 		t.groups[id] = g
+		for _, m := range g.Members {
+			if strings.EqualFold(m.ODataType, "#microsoft.graph.user") {
+				if _, ok := t.users[m.ID]; !ok {
+					t.users[m.ID] = User{ID: m.ID, DisplayName: m.DisplayName, UserPrincipalName: m.UserPrincipalName}
+				}
+			}
+		}
+	}
+	for i, u := range sc.Users {
+		if u.ID == "" {
+			return fmt.Errorf("seed user %d has no id", i)
+		}
+		t.users[u.ID] = u
 	}
 	for i, raw := range sc.AuthenticationStrengths {
 		var o object
@@ -189,6 +215,16 @@ func (s *Server) Seed(sc Scenario) error {
 	s.tenant = t
 	s.mu.Unlock()
 	return nil
+}
+
+// DeleteUser removes a user from the directory, as deleting an account does; group memberships and
+// policies that name it stay as they are. It reports whether the user existed.
+func (s *Server) DeleteUser(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.tenant.users[id]
+	delete(s.tenant.users, id)
+	return ok
 }
 
 // TenantID is the tenant the server pretends to be.

@@ -16,7 +16,7 @@ import (
 // fails, who changed what just before, and what caguard did about it. It carries ids, names and policy
 // fields only: no tokens, secrets or raw audit payloads.
 type Alert struct {
-	ID       string           `json:"id"` // stable for the same tenant, verdict and reasons: sinks may deduplicate on it
+	ID       string           `json:"id"` // stable for the same tenant, verdict, reasons and action outcome: sinks may deduplicate on it
 	Time     time.Time        `json:"time"`
 	TenantID string           `json:"tenantId"`
 	Trigger  Trigger          `json:"trigger"`
@@ -157,6 +157,17 @@ func policyChanges(oldJSON, newJSON []byte) []FieldChange {
 
 func nextStep(rep capolicy.Report, actions []Action) string {
 	for _, a := range actions {
+		if a.Written && !a.Performed {
+			still := "it could not be read back"
+			if len(a.Remaining) > 0 {
+				codes := make([]string, 0, len(a.Remaining))
+				for _, r := range a.Remaining {
+					codes = append(codes, r.Code)
+				}
+				still = "it still fails: " + strings.Join(codes, ", ")
+			}
+			return fmt.Sprintf("The restore of policy %s did not hold: Graph accepted the write but %s. Graph reads can lag, so the next trigger checks again; if it persists, restore the policy by hand.", a.PolicyID, still)
+		}
 		if !a.Performed {
 			continue
 		}
@@ -167,7 +178,7 @@ func nextStep(rep capolicy.Report, actions []Action) string {
 	}
 	switch rep.Verdict {
 	case capolicy.VerdictPendingEnforcement:
-		return "Review the report-only policy and switch it to enabled."
+		return "Review the report-only " + pendingName(rep) + " and switch it on: it meets the control."
 	case capolicy.VerdictNonCompliant:
 		return "Restore MFA for the Windows Azure Service Management API: fix the closest policy, or run caguard with REMEDIATION_MODE=remediate."
 	}
@@ -184,6 +195,10 @@ func alertID(a Alert) string {
 		}
 		sort.Strings(codes)
 		fmt.Fprintf(h, "%s|%s", a.Closest.ID, strings.Join(codes, ","))
+	}
+	// A restore that held and one that did not are different news.
+	for _, act := range a.Actions {
+		fmt.Fprintf(h, "|%s:%t:%t", act.Kind, act.Written, act.Performed)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

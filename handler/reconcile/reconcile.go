@@ -3,14 +3,37 @@
 // mode. It is level-triggered: audit events are hints for the alert's "who changed what", never the
 // truth about the tenant, so duplicates, reordering and lost events are harmless.
 //
+// Which policy caguard owns: the one whose id it recorded (Reconciler.Owner) when it created or
+// adopted it. A display name can be squatted, so a recorded id wins over any name, and other policies
+// carrying the managed name are ignored (and named in a warning). With nothing recorded, or when the
+// recorded policy no longer exists, the single policy with the managed name that is not
+// Microsoft-managed is adopted and its id recorded (by a run that may act, never by a report); two
+// such policies are ambiguous and nothing is written. With no Owner, nothing is recorded and the name
+// alone decides. MemoryOwnership forgets on restart, so without storage the name decides again after
+// each restart. An Owner that cannot be read fails the run, so the trigger retries; one that cannot be
+// written is a warning, and the name decides until it can.
+//
 // Safety rules, enforced here and tested:
-//   - only the managed policy (found by its display name, not Microsoft-managed, and unique) is ever
-//     written; no other policy is edited, disabled or deleted;
+//   - only the managed policy is ever written; no other policy is edited, disabled or deleted, and a
+//     Microsoft-managed policy never is;
 //   - a managed policy an admin has switched on keeps "enabled"; otherwise it is written in report-only
 //     mode, so turning enforcement on stays a human decision;
-//   - nothing is written when the tenant is compliant or pending enforcement, when the managed policy
-//     already matches its definition, or when the definition itself would not meet the control;
-//   - writes carry only the changed top-level properties.
+//   - nothing is written when the tenant is compliant, when the managed policy already meets the
+//     control, or when the definition itself would not meet it;
+//   - while the tenant is not compliant, the managed policy is restored whenever it fails on anything
+//     but its state, even if another policy meets the control in report-only mode; it is created (or a
+//     disabled one put back in report-only mode) only when no policy meets the control in report-only
+//     mode, and otherwise the alert says to switch that policy on;
+//   - writes carry only the top-level properties that must change (the fewest of state, conditions and
+//     grant controls), so what an admin added that is stricter survives; the store sends each in full,
+//     because Graph merges a PATCH;
+//   - every write is read back and evaluated: an action is performed only when the policy as Graph
+//     now holds it meets the control (pending enforcement when report-only was written); otherwise
+//     the alert says the restore did not hold and what still fails. Reads can lag, so there is no
+//     retry loop: the next trigger looks again;
+//   - break-glass groups and users that no longer exist are left out of the written definition with a
+//     warning (Graph refuses a write naming them); without the optional User.Read.All permission users
+//     are kept, with one warning.
 package reconcile
 
 import (
@@ -20,6 +43,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,10 +57,17 @@ import (
 // PolicyStore is what the reconciler needs of Microsoft Graph.
 type PolicyStore interface {
 	ListPolicies(ctx context.Context) ([]capolicy.Policy, error)
+	// GetPolicy reads one policy back, to check that a write held.
+	GetPolicy(ctx context.Context, id string) (capolicy.Policy, error)
 	CreatePolicy(ctx context.Context, p capolicy.Policy) (capolicy.Policy, error)
+	// UpdatePolicy makes the listed top-level properties of policy id equal to p's, whatever they held
+	// before: Graph merges a PATCH, so the store must send each listed property in full.
 	UpdatePolicy(ctx context.Context, id string, p capolicy.Policy, fields []string) error
 	GroupTransitiveMemberIDs(ctx context.Context, groupID string) ([]string, error)
 	AuthenticationStrengths(ctx context.Context) ([]capolicy.AuthenticationStrength, error)
+	// UserExists reports whether a user exists. An error with Forbidden() true means the optional
+	// permission to read users is missing: existence cannot be told.
+	UserExists(ctx context.Context, id string) (bool, error)
 }
 
 // AlertSink delivers an alert somewhere a human will see it.
@@ -71,7 +102,10 @@ const (
 	ActionSkip   = "skipped"
 )
 
-// Action is what the reconciler did, or would do in alert mode (Performed false).
+// Action is what the reconciler did, or would do in alert mode (Performed false). Performed is true
+// only when Graph accepted the write and the policy read back afterwards meets the control (in
+// report-only mode when that is the state written); Written alone says Graph accepted it, and
+// Remaining what the read-back still fails.
 type Action struct {
 	Kind      string                `json:"kind"`
 	PolicyID  string                `json:"policyId,omitempty"`
@@ -79,9 +113,15 @@ type Action struct {
 	Fields    []string              `json:"fields,omitempty"`
 	Changes   []capolicy.Difference `json:"changes,omitempty"`
 	Performed bool                  `json:"performed"`
-	Reason    string                `json:"reason"`
+	Written   bool                  `json:"written,omitempty"`
+	Remaining []capolicy.Reason     `json:"remaining,omitempty"`
+	// Adopted says that the managed policy was found by its display name in this run and its id is
+	// now recorded as caguard's.
+	Adopted bool   `json:"adopted,omitempty"`
+	Reason  string `json:"reason"`
 
 	desired capolicy.Policy // what apply writes, decided by Plan
+	byName  bool            // PolicyID was found by display name, not by the recorded id
 }
 
 // Outcome is the result of one reconcile.
@@ -111,6 +151,8 @@ type Reconciler struct {
 	// mu serialises runs: Event Hub partitions, the timer and HTTP callers invoke concurrently, and two
 	// runs that both found no managed policy would both create one.
 	mu sync.Mutex
+	// warnedUserPermission is set once the missing User.Read.All permission has been logged.
+	warnedUserPermission atomic.Bool
 }
 
 // Reconcile runs the loop once. Errors from Graph are returned wrapped, so a caller can tell a
@@ -123,6 +165,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 	if err != nil {
 		return Outcome{}, err
 	}
+	recorded := ""
+	if r.Owner != nil {
+		if recorded, err = r.Owner.ManagedPolicyID(ctx); err != nil {
+			return Outcome{}, fmt.Errorf("read the recorded id of the managed policy: %w", err)
+		}
+	}
 	out := Outcome{Report: capolicy.Evaluate(tenant, r.Policy)}
 	// A configured break-glass group that does not exist cannot be excluded by a restored policy
 	// (Graph refuses unknown ids), so the definition leaves it out and the alert says so.
@@ -133,7 +181,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 			out.Warnings = append(out.Warnings, fmt.Sprintf("break-glass group %s in BREAK_GLASS_GROUP_IDS does not exist", g))
 		}
 	}
-	action := Plan(out.Report, tenant, planCfg)
+	action := Plan(out.Report, tenant, planCfg, recorded)
+	if writesConditions(action) && len(planCfg.BreakGlassUserIDs) > 0 {
+		// The same holds for users; they are looked up only when the definition is about to be written.
+		gone, warnings, err := r.missingUsers(ctx, planCfg.BreakGlassUserIDs)
+		if err != nil {
+			return Outcome{}, err
+		}
+		out.Warnings = append(out.Warnings, warnings...)
+		if len(gone) > 0 {
+			planCfg.BreakGlassUserIDs = slices.DeleteFunc(slices.Clone(planCfg.BreakGlassUserIDs), func(u string) bool { return slices.Contains(gone, u) })
+			action = Plan(out.Report, tenant, planCfg, recorded)
+		}
+	}
+	out.Warnings = append(out.Warnings, squatters(tenant.Policies, action, planCfg.ManagedName())...)
+	if req.Act && action.byName && r.Owner != nil {
+		if err := r.Owner.SetManagedPolicyID(ctx, action.PolicyID); err != nil {
+			logctx.From(ctx, r.Log).Error("managed policy id not recorded", zap.String("policyId", action.PolicyID), zap.Error(err))
+			out.Warnings = append(out.Warnings, fmt.Sprintf("could not record policy %s as the managed policy; it is found by its name until recorded", action.PolicyID))
+		} else {
+			action.Adopted = true
+		}
+	}
 	if action.Kind == ActionCreate || action.Kind == ActionUpdate {
 		switch {
 		case !req.Act:
@@ -141,15 +210,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 		case !r.Remediate:
 			action.Reason += " (alert mode: nothing written; set REMEDIATION_MODE=remediate to restore)"
 		default:
-			if err := r.apply(ctx, &action); err != nil {
+			warnings, err := r.apply(ctx, &action, tenant)
+			if err != nil {
 				return Outcome{}, err
 			}
+			out.Warnings = append(out.Warnings, warnings...)
 		}
 	}
 	out.Actions = []Action{action}
 	logctx.From(ctx, r.Log).Info("reconciled",
 		zap.String("trigger", string(req.Trigger)), zap.String("verdict", string(out.Report.Verdict)),
-		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("performed", action.Performed))
+		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("written", action.Written), zap.Bool("performed", action.Performed))
 
 	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed) {
 		a := r.newAlert(req, out)
@@ -204,35 +275,49 @@ func referencesStrength(ps []capolicy.Policy) bool {
 }
 
 // Plan decides what to do about the managed policy, without doing it. It is pure, so every safety rule
-// can be tested on values.
-func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config) Action {
-	switch rep.Verdict {
-	case capolicy.VerdictCompliant:
-		return Action{Kind: ActionNone, Reason: "the tenant meets the control; nothing to restore"}
-	case capolicy.VerdictPendingEnforcement:
-		return Action{Kind: ActionNone, Reason: "a policy meets the control in report-only mode; an administrator must switch it on"}
-	}
+// can be tested on values. recordedID is the id caguard recorded for its policy ("" when none).
+//
+// While the tenant is not compliant, the managed policy is restored whenever it fails on anything but
+// its state, even when another policy meets the control in report-only mode: a pending look-alike
+// must not stop caguard from repairing its own policy. A managed policy that fails on its state alone
+// is put back in report-only mode, and a missing one is created, only when no policy meets the
+// control in report-only mode; otherwise that policy is the one to switch on.
+func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config, recordedID string) Action {
 	desired := capolicy.Desired(cfg)
-	var owned []capolicy.Policy
-	for _, p := range t.Policies {
-		if strings.EqualFold(strings.TrimSpace(p.DisplayName), desired.DisplayName) {
-			owned = append(owned, p)
+	own, byName, skip := owned(t.Policies, recordedID, desired.DisplayName)
+	action := func(a Action) Action {
+		if own != nil {
+			a.PolicyID, a.byName = own.ID, byName
 		}
+		return a
 	}
 	switch {
-	case len(owned) > 1:
-		return Action{Kind: ActionSkip, Reason: fmt.Sprintf("%d policies are named %q; caguard writes only a policy it can identify uniquely", len(owned), desired.DisplayName)}
-	case len(owned) == 1 && owned[0].MicrosoftManaged():
-		return Action{Kind: ActionSkip, PolicyID: owned[0].ID, Reason: "the policy with the managed name is Microsoft-managed; caguard never writes it"}
+	case rep.Verdict == capolicy.VerdictCompliant:
+		return action(Action{Kind: ActionNone, Reason: "the tenant meets the control; nothing to restore"})
+	case skip != "":
+		return Action{Kind: ActionSkip, Reason: skip}
 	}
 
-	kind, id := ActionCreate, ""
-	if len(owned) == 1 {
-		kind, id = ActionUpdate, owned[0].ID
-		if owned[0].State == capolicy.StateEnabled {
+	kind := ActionCreate
+	if own != nil {
+		kind = ActionUpdate
+		self := capolicy.Evaluate(capolicy.Tenant{
+			Policies:                []capolicy.Policy{*own},
+			GroupMembers:            t.GroupMembers,
+			AuthenticationStrengths: t.AuthenticationStrengths,
+		}, cfg).Policies[0]
+		if self.MeetsAllButState && rep.Verdict == capolicy.VerdictPendingEnforcement {
+			if own.State == capolicy.StateReportOnly {
+				return action(Action{Kind: ActionNone, Reason: "the managed policy meets the control in report-only mode; an administrator must switch it on"})
+			}
+			return action(Action{Kind: ActionNone, Reason: pendingName(rep) + " meets the control in report-only mode; an administrator must switch it on"})
+		}
+		if own.State == capolicy.StateEnabled {
 			// An administrator switched enforcement on: restoring the definition must not lower it.
 			desired.State = capolicy.StateEnabled
 		}
+	} else if rep.Verdict == capolicy.VerdictPendingEnforcement {
+		return Action{Kind: ActionNone, Reason: pendingName(rep) + " meets the control in report-only mode; switch it on rather than adding a second report-only copy"}
 	}
 
 	// Never write a definition that would not meet the control: evaluate the policy as it would be.
@@ -242,18 +327,21 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config) Action {
 		AuthenticationStrengths: t.AuthenticationStrengths,
 	}, cfg)
 	if check.Verdict == capolicy.VerdictNonCompliant {
-		return Action{Kind: ActionSkip, PolicyID: id, Reason: "restoring would not fix the tenant: " + firstReasons(check)}
+		return action(Action{Kind: ActionSkip, Reason: "restoring would not fix the tenant: " + firstReasons(check)})
 	}
 
 	if kind == ActionCreate {
+		reason := fmt.Sprintf("no policy named %q exists; create it in %s state", desired.DisplayName, desired.State)
+		if recordedID != "" {
+			reason = fmt.Sprintf("the managed policy %s no longer exists and no other policy is named %q; create it in %s state", recordedID, desired.DisplayName, desired.State)
+		}
 		return Action{Kind: ActionCreate, State: desired.State.String(), Changes: capolicy.Diff(desired, capolicy.Policy{}),
-			Reason:  fmt.Sprintf("no policy named %q exists; create it in %s state", desired.DisplayName, desired.State),
-			desired: desired}
+			Reason: reason, desired: desired}
 	}
-	diffs := capolicy.Diff(desired, owned[0])
-	fields := restoreFields(owned[0], desired, capolicy.TopLevelFields(diffs), t, cfg)
+	diffs := capolicy.Diff(desired, *own)
+	fields := restoreFields(*own, desired, capolicy.TopLevelFields(diffs), t, cfg)
 	if len(fields) == 0 {
-		return Action{Kind: ActionNone, PolicyID: id, Reason: "the managed policy already meets its definition where it matters"}
+		return action(Action{Kind: ActionNone, Reason: "the managed policy already meets its definition where it matters"})
 	}
 	var changes []capolicy.Difference
 	for _, d := range diffs {
@@ -261,10 +349,104 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config) Action {
 			changes = append(changes, d)
 		}
 	}
-	return Action{Kind: ActionUpdate, PolicyID: id, State: desired.State.String(), Changes: changes, Fields: fields,
+	return action(Action{Kind: ActionUpdate, State: desired.State.String(), Changes: changes, Fields: fields,
 		Reason:  fmt.Sprintf("restore %s of the managed policy (%d field(s) differ from its definition)", strings.Join(fields, " and "), len(changes)),
-		desired: desired}
+		desired: desired})
 }
+
+// owned finds the policy caguard owns: the one with the recorded id when it still exists, else the
+// single policy that carries the managed name and is not Microsoft-managed (byName true: it is to be
+// adopted). A display name can be squatted, so a recorded id wins over any name; without one, two
+// policies with the name are ambiguous and nothing is written (skip says why).
+func owned(ps []capolicy.Policy, recordedID, name string) (own *capolicy.Policy, byName bool, skip string) {
+	if recordedID != "" {
+		for i := range ps {
+			if strings.EqualFold(ps[i].ID, recordedID) {
+				if ps[i].MicrosoftManaged() {
+					return nil, false, fmt.Sprintf("the recorded managed policy %s is Microsoft-managed; caguard never writes it", ps[i].ID)
+				}
+				return &ps[i], false, ""
+			}
+		}
+	}
+	var named []*capolicy.Policy
+	msManaged := ""
+	for i := range ps {
+		if !strings.EqualFold(strings.TrimSpace(ps[i].DisplayName), name) {
+			continue
+		}
+		if ps[i].MicrosoftManaged() {
+			msManaged = ps[i].ID
+			continue
+		}
+		named = append(named, &ps[i])
+	}
+	switch {
+	case len(named) > 1:
+		return nil, false, fmt.Sprintf("%d policies are named %q and none is recorded as caguard's; caguard writes only a policy it can identify", len(named), name)
+	case len(named) == 1:
+		return named[0], true, ""
+	case msManaged != "":
+		return nil, false, fmt.Sprintf("the policy with the managed name (%s) is Microsoft-managed; caguard never writes it", msManaged)
+	}
+	return nil, false, ""
+}
+
+// squatters warns about policies that carry the managed name but are not the managed policy.
+func squatters(ps []capolicy.Policy, a Action, name string) []string {
+	if a.PolicyID == "" {
+		return nil
+	}
+	var out []string
+	for _, p := range ps {
+		if p.ID != a.PolicyID && strings.EqualFold(strings.TrimSpace(p.DisplayName), name) {
+			out = append(out, fmt.Sprintf("policy %s is also named %q but is not the managed policy %s; caguard ignores it", p.ID, name, a.PolicyID))
+		}
+	}
+	return out
+}
+
+// pendingName names the first policy that meets the control in report-only mode.
+func pendingName(rep capolicy.Report) string {
+	for _, p := range rep.Policies {
+		if p.MeetsAllButState && p.State == capolicy.StateReportOnly {
+			return fmt.Sprintf("policy %q (%s)", p.DisplayName, p.ID)
+		}
+	}
+	return "a policy"
+}
+
+// writesConditions reports whether the action would write the definition's user assignments.
+func writesConditions(a Action) bool {
+	return a.Kind == ActionCreate || (a.Kind == ActionUpdate && slices.Contains(a.Fields, "conditions"))
+}
+
+// missingUsers looks up the break-glass users and returns those that do not exist. Without the
+// permission to read users it cannot tell: every user is kept and one warning says so.
+func (r *Reconciler) missingUsers(ctx context.Context, ids []string) (gone, warnings []string, err error) {
+	for _, id := range ids {
+		ok, err := r.Store.UserExists(ctx, id)
+		var fb forbidden
+		if errors.As(err, &fb) && fb.Forbidden() {
+			if !r.warnedUserPermission.Swap(true) {
+				logctx.From(ctx, r.Log).Warn("cannot tell whether the break-glass users exist: the optional User.Read.All permission is missing", zap.Error(err))
+			}
+			return nil, []string{"cannot tell whether the break-glass users exist (the optional User.Read.All permission is missing); all of them stay in the definition, and a deleted one makes Graph refuse the write"}, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("look up break-glass user %s: %w", id, err)
+		}
+		if !ok {
+			logctx.From(ctx, r.Log).Warn("break-glass user does not exist", zap.String("userId", id))
+			gone = append(gone, id)
+			warnings = append(warnings, fmt.Sprintf("break-glass user %s in BREAK_GLASS_USER_IDS does not exist; the restored definition leaves it out", id))
+		}
+	}
+	return gone, warnings, nil
+}
+
+// forbidden is implemented by store errors that say a permission is missing.
+type forbidden interface{ Forbidden() bool }
 
 // restoreFields picks the fewest top-level properties of the managed policy to put back for it to
 // meet the control, so that what an administrator added on top (a stricter AND control, session
@@ -326,23 +508,55 @@ func firstReasons(rep capolicy.Report) string {
 	return strings.Join(msgs, " ")
 }
 
-func (r *Reconciler) apply(ctx context.Context, a *Action) error {
+// apply writes the planned definition, then reads the policy back: Graph merges writes and may apply
+// them partly, so an action counts as performed only when the policy as Graph now holds it meets the
+// control (pending enforcement is enough when report-only is the state written). A read-back that
+// fails or lags is reported, not retried: the next trigger looks again.
+func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant) (warnings []string, err error) {
+	log := logctx.From(ctx, r.Log)
 	switch a.Kind {
 	case ActionCreate:
 		created, err := r.Store.CreatePolicy(ctx, a.desired)
 		if err != nil {
-			return fmt.Errorf("create managed policy: %w", err)
+			return nil, fmt.Errorf("create managed policy: %w", err)
 		}
 		a.PolicyID = created.ID
+		if r.Owner != nil {
+			if err := r.Owner.SetManagedPolicyID(ctx, created.ID); err != nil {
+				log.Error("managed policy id not recorded", zap.String("policyId", created.ID), zap.Error(err))
+				warnings = append(warnings, fmt.Sprintf("could not record the created policy %s as the managed policy; it is found by its name until recorded", created.ID))
+			}
+		}
 	case ActionUpdate:
 		if err := r.Store.UpdatePolicy(ctx, a.PolicyID, a.desired, a.Fields); err != nil {
-			return fmt.Errorf("update managed policy %s: %w", a.PolicyID, err)
+			return nil, fmt.Errorf("update managed policy %s: %w", a.PolicyID, err)
 		}
 	}
-	a.Performed = true
-	logctx.From(ctx, r.Log).Warn("wrote the managed policy", zap.String("kind", a.Kind), zap.String("policyId", a.PolicyID),
+	a.Written = true
+	log.Warn("wrote the managed policy", zap.String("kind", a.Kind), zap.String("policyId", a.PolicyID),
 		zap.String("state", a.State), zap.Strings("fields", a.Fields))
-	return nil
+
+	got, err := r.Store.GetPolicy(ctx, a.PolicyID)
+	if err != nil {
+		log.Warn("the write could not be read back", zap.String("policyId", a.PolicyID), zap.Error(err))
+		a.Reason += "; Graph accepted the write but the policy could not be read back to confirm it held (the next run checks again)"
+		return warnings, nil
+	}
+	rep := capolicy.Evaluate(capolicy.Tenant{
+		Policies:                []capolicy.Policy{got},
+		GroupMembers:            t.GroupMembers,
+		AuthenticationStrengths: t.AuthenticationStrengths,
+	}, r.Policy)
+	held := rep.Verdict == capolicy.VerdictCompliant ||
+		(a.State == capolicy.StateReportOnly.String() && rep.Verdict == capolicy.VerdictPendingEnforcement)
+	if !held {
+		a.Remaining = rep.Policies[0].Reasons
+		log.Error("the restore did not hold", zap.String("policyId", a.PolicyID), zap.String("stillFails", firstReasons(rep)))
+		a.Reason += "; the restore did not hold: Graph accepted the write, but the policy read back still fails: " + firstReasons(rep)
+		return warnings, nil
+	}
+	a.Performed = true
+	return warnings, nil
 }
 
 func (r *Reconciler) send(ctx context.Context, a Alert) error {

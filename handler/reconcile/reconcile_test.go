@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,11 +23,18 @@ type memStore struct {
 	mu       sync.Mutex
 	policies []capolicy.Policy
 	groups   map[string][]string
+	users    map[string]bool // nil: every user exists
+	userErr  error
 	listErr  error
 	writeErr error
-	created  []capolicy.Policy
-	updates  []update
-	nextID   int
+	getErr   error
+	// ignore lists top-level properties an update is accepted for but does not change, like a Graph
+	// that takes a write and applies only part of it.
+	ignore  []string
+	created []capolicy.Policy
+	updates []update
+	gets    []string
+	nextID  int
 }
 
 type update struct {
@@ -42,6 +50,28 @@ func (m *memStore) ListPolicies(ctx context.Context) ([]capolicy.Policy, error) 
 		return nil, m.listErr
 	}
 	return append([]capolicy.Policy(nil), m.policies...), nil
+}
+
+func (m *memStore) GetPolicy(ctx context.Context, id string) (capolicy.Policy, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gets = append(m.gets, id)
+	if m.getErr != nil {
+		return capolicy.Policy{}, m.getErr
+	}
+	for _, p := range m.policies {
+		if p.ID == id {
+			return p, nil
+		}
+	}
+	return capolicy.Policy{}, notFoundErr{}
+}
+
+func (m *memStore) UserExists(ctx context.Context, id string) (bool, error) {
+	if m.userErr != nil {
+		return false, m.userErr
+	}
+	return m.users == nil || m.users[id], nil
 }
 
 func (m *memStore) CreatePolicy(ctx context.Context, p capolicy.Policy) (capolicy.Policy, error) {
@@ -69,6 +99,9 @@ func (m *memStore) UpdatePolicy(ctx context.Context, id string, p capolicy.Polic
 			continue
 		}
 		for _, f := range fields {
+			if slices.Contains(m.ignore, f) {
+				continue
+			}
 			switch f {
 			case "state":
 				m.policies[i].State = p.State
@@ -114,6 +147,11 @@ func (s *sink) Send(ctx context.Context, a Alert) error {
 	s.alerts = append(s.alerts, a)
 	return s.err
 }
+
+type forbiddenErr struct{}
+
+func (forbiddenErr) Error() string   { return "403 Authorization_RequestDenied" }
+func (forbiddenErr) Forbidden() bool { return true }
 
 type retryErr struct{}
 
