@@ -212,7 +212,7 @@ func TestTeamsCardShowsTheAlert(t *testing.T) {
 	want := map[string]string{
 		"Verdict":    "non-compliant",
 		"Tenant":     "11111111-2222-3333-4444-555555555555",
-		"Policy":     "\"Require MFA for Azure management\" \\(aaaaaaaa-0000-0000-0000-000000000001\\)",
+		"Policy":     "\"Require MFA for Azure management\" (aaaaaaaa-0000-0000-0000-000000000001)",
 		"State":      "disabled",
 		"Trigger":    "audit-event",
 		"Changed by": "mallory@contoso.example from 203.0.113.7",
