@@ -151,7 +151,7 @@ func TestReportRendersInChromium(t *testing.T) {
 	for _, size := range []struct {
 		name          string
 		width, height int
-	}{{"desktop", 1100, 1500}, {"phone", 390, 1400}} {
+	}{{"desktop", 1100, 1200}, {"phone", 390, 1400}} {
 		t.Run("screenshot on a "+size.name, func(t *testing.T) {
 			b, err := HTML(pendingInput())
 			if err != nil {
