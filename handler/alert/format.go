@@ -163,9 +163,10 @@ var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 func newView(a reconcile.Alert, lim limits) view {
 	c := func(s string) string { return clip(s, lim.value) }
 	v := view{
-		Title:     "caguard alert: " + headline(a.Verdict),
-		Summary:   c(a.Summary),
-		NextStep:  c(a.NextStep),
+		Title: "caguard alert: " + headline(a.Verdict),
+		// The summary and next step are caguard's own sentences around a name or two: they get more room.
+		Summary:   clip(a.Summary, 3*lim.value),
+		NextStep:  clip(a.NextStep, 3*lim.value),
 		PolicyURL: entraPoliciesURL,
 		LinkTitle: "Open Conditional Access policies in Entra",
 	}
