@@ -67,7 +67,7 @@ func TestFormatForURL(t *testing.T) {
 func hostileAlert() reconcile.Alert {
 	a := sampleAlert()
 	name := "**Bold** [click](https://evil.example) <!channel> @here @Channel \"quoted\" _x_ `code` <at>Admin</at>\n- injected item\n# heading"
-	a.Closest.DisplayName = name
+	a.Closest.DisplayName = name + strings.Repeat(" very long name", 300)
 	a.Closest.Reasons = nil
 	for i := range 60 {
 		a.Closest.Reasons = append(a.Closest.Reasons, capolicy.Reason{
@@ -273,6 +273,9 @@ func TestTeamsCardDefusesHostileNames(t *testing.T) {
 	if !strings.Contains(string(b), "more") {
 		t.Error("the capped lists do not say how many were left out")
 	}
+	if strings.Contains(string(b), strings.Repeat(" very long name", 30)) {
+		t.Error("the very long policy name was not cut")
+	}
 }
 
 func TestSlackMessageKeepsToBlockKitLimits(t *testing.T) {
@@ -340,6 +343,11 @@ func TestSlackMessageDefusesHostileNames(t *testing.T) {
 			}
 		}
 	})
+	for _, long := range []string{strings.Repeat(" very long name", 30), strings.Repeat("S", 1000)} {
+		if strings.Contains(string(b), long) {
+			t.Errorf("a very long value was not cut: %.40q…", long)
+		}
+	}
 	if !strings.Contains(string(b), "&lt;!channel&gt;") {
 		t.Error("the escaped form of <!channel> is missing: the name was dropped instead of shown")
 	}
