@@ -47,7 +47,7 @@ func runChromium(t *testing.T, bin, page string, args ...string) browserRun {
 	base := []string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-		"--disable-extensions", "--hide-scrollbars", "--force-device-scale-factor=1",
+		"--disable-extensions", "--disable-breakpad", "--disable-crash-reporter", "--hide-scrollbars", "--force-device-scale-factor=1",
 		"--user-data-dir=" + t.TempDir(), "--enable-logging=stderr", "--v=0",
 	}
 	cmd := exec.CommandContext(ctx, bin, append(append(base, args...), "file://"+page)...)
