@@ -21,10 +21,13 @@ build:
 
 # The race detector needs cgo, hence a C compiler; without one the tests still run, and say so.
 RACE := $(shell command -v gcc >/dev/null 2>&1 && echo -race)
+# The HTML report is rendered in headless Chromium by a test; without it that test skips.
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser || command -v google-chrome)
 
 ## test: every test, with the race detector
 test:
 	@[ -n "$(RACE)" ] || echo "warning: no gcc, so no race detector; apt-get install gcc to enable it" >&2
+	@[ -n "$(CHROMIUM)" ] || echo "warning: no chromium, so the report is not rendered in a browser; apt-get install chromium to enable it" >&2
 	$(GO) test $(GOFLAGS) $(RACE) -count=1 ./...
 
 ## lint: formatting and vet

@@ -155,10 +155,15 @@ func alertSinks(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger)
 	sinks := []reconcile.AlertSink{&alert.LogSink{Log: log.Named("alert")}}
 	closers := []func(){}
 	if cfg.AlertWebhookURL != "" {
-		wh, err := alert.NewWebhookSink(cfg.AlertWebhookURL, nil)
+		format, err := alert.ParseFormat(cfg.AlertWebhookFormat)
+		if err != nil {
+			return nil, nil, fmt.Errorf("setting ALERT_WEBHOOK_FORMAT: %w", err)
+		}
+		wh, err := alert.NewFormattedWebhookSink(cfg.AlertWebhookURL, format, nil)
 		if err != nil {
 			return nil, nil, fmt.Errorf("setting ALERT_WEBHOOK_URL: %w", err)
 		}
+		log.Info("webhook alerts", zap.String("host", wh.Name()), zap.String("format", string(wh.Format())))
 		sinks = append(sinks, wh)
 	}
 	if cfg.AlertEventHubName != "" {

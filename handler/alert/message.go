@@ -122,13 +122,13 @@ func actionLine(a reconcile.Action) string {
 
 func quoteName(s string) string { return "\"" + clean(s) + "\"" }
 
-// clean makes one value safe to embed in the message: one line, bounded, and with the three characters
-// Slack treats as markup (links, mentions) escaped as its documentation asks; Teams shows the entities
-// as the characters.
+// clean makes one value safe to embed in the message: one line, bounded, with the three characters
+// Slack treats as markup (links, mentions) escaped as its documentation asks, and @here, @channel and
+// @everyone neutralised; Teams shows the entities as the characters.
 func clean(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > maxTextValue {
 		s = string(r[:maxTextValue-1]) + "…"
 	}
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	return neutraliseMentions(slackEscaper.Replace(s))
 }

@@ -3,7 +3,6 @@ package alert
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,8 +40,9 @@ const (
 	maxErrorBody = 200
 )
 
-// WebhookSink posts each alert as JSON to an incoming webhook: {"text": a short message, "alert": the
-// Alert}. Teams and Slack show "text" and ignore the rest; other receivers can read "alert".
+// WebhookSink posts each alert as JSON to an incoming webhook, in one of the Formats: a Teams Workflows
+// Adaptive Card, Slack Block Kit blocks, or {"text": a short message, "alert": the Alert} for any
+// other receiver.
 //
 // The URL is treated as a secret: errors and Name show its host only, and redirects are not followed,
 // since a redirect would send the alert to a host the operator never named.
@@ -51,17 +51,32 @@ type WebhookSink struct {
 	host    string
 	secrets []string // parts of the URL that must never appear in an error, longest first
 	client  *http.Client
+	format  Format // resolved: never FormatAuto
 
 	// sleep and now are fields so tests can observe the waits between retries without waiting.
 	sleep func(ctx context.Context, d time.Duration) error
 	now   func() time.Time
 }
 
-// NewWebhookSink returns a sink that posts to rawURL with client, or with a client of its own when
-// client is nil. The URL must be absolute https, or http to a loopback host (a local test receiver),
+// NewWebhookSink returns a sink that posts to rawURL in the format its host calls for (FormatAuto).
+// See NewFormattedWebhookSink.
+func NewWebhookSink(rawURL string, client *http.Client) (*WebhookSink, error) {
+	return NewFormattedWebhookSink(rawURL, FormatAuto, client)
+}
+
+// NewFormattedWebhookSink returns a sink that posts to rawURL in format f with client, or with a client
+// of its own when client is nil. FormatAuto (or "") picks the format from the URL's host with
+// FormatForURL. The URL must be absolute https, or http to a loopback host (a local test receiver),
 // and must not carry user information. A copy of client is used, with redirects switched off and a
 // 10 second timeout when it has none.
-func NewWebhookSink(rawURL string, client *http.Client) (*WebhookSink, error) {
+func NewFormattedWebhookSink(rawURL string, f Format, client *http.Client) (*WebhookSink, error) {
+	switch f {
+	case "", FormatAuto:
+		f = FormatForURL(rawURL)
+	case FormatTeams, FormatSlack, FormatJSON:
+	default:
+		return nil, fmt.Errorf("webhook format %q: want one of auto, teams, slack, json", f)
+	}
 	// Errors here never echo rawURL: it carries the webhook's key.
 	u, err := url.Parse(rawURL)
 	if err != nil || !u.IsAbs() || u.Host == "" {
@@ -93,6 +108,7 @@ func NewWebhookSink(rawURL string, client *http.Client) (*WebhookSink, error) {
 		host:    u.Hostname(),
 		secrets: urlSecrets(rawURL, u),
 		client:  c,
+		format:  f,
 		sleep:   sleepCtx,
 		now:     time.Now,
 	}, nil
@@ -100,6 +116,9 @@ func NewWebhookSink(rawURL string, client *http.Client) (*WebhookSink, error) {
 
 // Name implements reconcile.AlertSink. It shows the host only.
 func (s *WebhookSink) Name() string { return "webhook:" + s.host }
+
+// Format is the format the sink posts in, with auto resolved.
+func (s *WebhookSink) Format() Format { return s.format }
 
 type webhookBody struct {
 	Text  string          `json:"text"`
@@ -110,9 +129,9 @@ type webhookBody struct {
 // Retry-After asks (up to 30s) or backing off from one second; it gives up early rather than wait past
 // ctx's deadline. Other statuses are not retried: the same bytes would be refused again.
 func (s *WebhookSink) Send(ctx context.Context, a reconcile.Alert) error {
-	body, err := json.Marshal(webhookBody{Text: messageText(a), Alert: a})
+	body, err := Encode(s.format, a)
 	if err != nil {
-		return fmt.Errorf("encode alert %s: %w", a.ID, err)
+		return err
 	}
 	for attempt := 1; ; attempt++ {
 		wait, err := s.post(ctx, body)

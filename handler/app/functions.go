@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/caguard/caguard/handler/azfunc"
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/reconcile"
+	"github.com/caguard/caguard/handler/report"
 )
 
 // Function and binding names: operators, infra and the function.json files rely on them.
@@ -114,11 +116,16 @@ type EvaluateAnswer struct {
 	AlertID     string                  `json:"alertId,omitempty"`
 }
 
-// evaluate answers GET with a report (nothing written, no alert) and POST with a full run.
+// evaluate answers GET with a report (nothing written, no alert) and POST with a full run; either as
+// JSON or, for a browser or ?format=html, as the HTML report page.
 func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Result, error) {
 	req, err := inv.HTTPRequest(bindingReq)
 	if err != nil {
 		return nil, azfunc.Permanent("the request could not be read", err)
+	}
+	format, err := negotiate(req)
+	if err != nil {
+		return nil, err
 	}
 	var act bool
 	switch req.Method {
@@ -157,7 +164,33 @@ func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Res
 	if out.Alert != nil {
 		ans.AlertID = out.Alert.ID
 	}
-	return &azfunc.Result{Outputs: map[string]any{bindingRes: azfunc.JSONResponse(http.StatusOK, ans)}}, nil
+	if format == answerHTML {
+		page, err := report.HTML(reportInput(ans, out))
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: %w", err)
+		}
+		return &azfunc.Result{Outputs: map[string]any{bindingRes: htmlResponse(http.StatusOK, page)}}, nil
+	}
+	res := azfunc.JSONResponse(http.StatusOK, ans)
+	res.Headers["Vary"] = "Accept" // the same URL answers HTML to a browser
+	return &azfunc.Result{Outputs: map[string]any{bindingRes: res}}, nil
+}
+
+// reportInput is what the HTML report shows: the values of the JSON answer, plus the run's warnings.
+func reportInput(ans EvaluateAnswer, out reconcile.Outcome) report.Input {
+	return report.Input{
+		TenantID:    ans.TenantID,
+		EvaluatedAt: ans.EvaluatedAt,
+		Mode:        ans.Mode,
+		Verdict:     ans.Verdict,
+		Summary:     ans.Summary,
+		Policies:    ans.Policies,
+		Passing:     ans.Passing,
+		Closest:     ans.Closest,
+		Actions:     ans.Actions,
+		Warnings:    out.Warnings,
+		AlertID:     ans.AlertID,
+	}
 }
 
 func logOutcome(inv *azfunc.Invocation, out reconcile.Outcome) {

@@ -54,6 +54,7 @@ type Config struct {
 	AlertEventHubNamespace string // ALERT_EVENTHUB_NAMESPACE
 	AlertEventHubName      string // ALERT_EVENTHUB_NAME
 	AlertWebhookURL        string // ALERT_WEBHOOK_URL
+	AlertWebhookFormat     string // ALERT_WEBHOOK_FORMAT: auto, teams, slack or json
 
 	InvocationTimeout time.Duration // INVOCATION_TIMEOUT
 	LogLevel          string        // LOG_LEVEL
@@ -87,6 +88,8 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertEventHubNamespace: l.str("ALERT_EVENTHUB_NAMESPACE", ""),
 		AlertEventHubName:      l.str("ALERT_EVENTHUB_NAME", ""),
 		AlertWebhookURL:        l.url("ALERT_WEBHOOK_URL", "", true),
+		// auto picks by the webhook host: Teams Workflows (Adaptive Card), Slack (Block Kit), else JSON.
+		AlertWebhookFormat: l.oneOf("ALERT_WEBHOOK_FORMAT", "auto", "auto", "teams", "slack", "json"),
 
 		CustomControlsCountAsMFA: l.boolean("CUSTOM_CONTROLS_COUNT_AS_MFA", false),
 		InvocationTimeout:        l.duration("INVOCATION_TIMEOUT", DefaultInvocationTimeout),
@@ -136,6 +139,7 @@ func (c Config) Redacted() map[string]any {
 		"managedPolicyName":      c.ManagedPolicyName,
 		"alertEventHub":          c.AlertEventHubName != "",
 		"alertWebhook":           c.AlertWebhookURL != "",
+		"alertWebhookFormat":     c.AlertWebhookFormat,
 		"customControlsCountMfa": c.CustomControlsCountAsMFA,
 	}
 }

@@ -33,6 +33,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.ManagedPolicyName != DefaultManagedPolicyName || c.InvocationTimeout != DefaultInvocationTimeout {
 		t.Errorf("name %q timeout %v", c.ManagedPolicyName, c.InvocationTimeout)
 	}
+	if c.AlertWebhookFormat != "auto" {
+		t.Errorf("webhook format: got %q, want auto", c.AlertWebhookFormat)
+	}
 }
 
 func TestLoadAll(t *testing.T) {
@@ -51,6 +54,7 @@ func TestLoadAll(t *testing.T) {
 		"ALERT_EVENTHUB_NAMESPACE":     "caguard-alerts.servicebus.windows.net",
 		"ALERT_EVENTHUB_NAME":          "alerts",
 		"ALERT_WEBHOOK_URL":            "https://hooks.example.com/caguard?key=abc",
+		"ALERT_WEBHOOK_FORMAT":         "Teams",
 		"CUSTOM_CONTROLS_COUNT_AS_MFA": "true",
 		"INVOCATION_TIMEOUT":           "4m",
 		"GRAPH_RETRY_BUDGET":           "30s",
@@ -72,6 +76,9 @@ func TestLoadAll(t *testing.T) {
 	}
 	if !c.Remediate() || !c.CustomControlsCountAsMFA || c.InvocationTimeout != 4*time.Minute || c.GraphRetryBudget != 30*time.Second {
 		t.Errorf("mode/custom/timeout/budget wrong: %+v", c)
+	}
+	if c.AlertWebhookFormat != "teams" {
+		t.Errorf("webhook format: got %q, want teams (read in any case)", c.AlertWebhookFormat)
 	}
 	if c.TargetAppIDs[0] != "40a69793-8fe6-4db1-9591-dbc5c57b17d8" {
 		t.Errorf("target apps %v", c.TargetAppIDs)
@@ -104,6 +111,7 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"graph URL not absolute", map[string]string{"GRAPH_BASE_URL": "graph.microsoft.com"}, nil, "GRAPH_BASE_URL"},
 		{"webhook over plain http", map[string]string{"ALERT_WEBHOOK_URL": "http://hooks.example.com/x"}, nil, "ALERT_WEBHOOK_URL"},
 		{"webhook with credentials", map[string]string{"ALERT_WEBHOOK_URL": "https://u:p@hooks.example.com/x"}, nil, "ALERT_WEBHOOK_URL"},
+		{"unknown webhook format", map[string]string{"ALERT_WEBHOOK_FORMAT": "msteams"}, nil, "ALERT_WEBHOOK_FORMAT"},
 		{"secret without client id", map[string]string{"AZURE_CLIENT_SECRET": "x"}, nil, "AZURE_CLIENT_SECRET"},
 		{"federated token without client id", map[string]string{"AZURE_FEDERATED_TOKEN_FILE": "/var/run/token"}, nil, "AZURE_FEDERATED_TOKEN_FILE"},
 		{"alert hub without namespace", map[string]string{"ALERT_EVENTHUB_NAME": "alerts"}, nil, "ALERT_EVENTHUB_NAME"},

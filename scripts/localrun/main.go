@@ -34,6 +34,7 @@ func main() {
 type options struct {
 	handler, scenario, mode, logPath  string
 	breakGlassUsers, breakGlassGroups string
+	outDir                            string
 }
 
 func run() error {
@@ -44,6 +45,7 @@ func run() error {
 	flag.StringVar(&o.logPath, "log", "dist/localrun-handler.log", "where the handler's own log lines go")
 	flag.StringVar(&o.breakGlassUsers, "break-glass-users", "11111111-1111-1111-1111-111111111111,22222222-2222-2222-2222-222222222222", "BREAK_GLASS_USER_IDS")
 	flag.StringVar(&o.breakGlassGroups, "break-glass-groups", "bbbbbbbb-0000-0000-0000-000000000001", "BREAK_GLASS_GROUP_IDS")
+	flag.StringVar(&o.outDir, "out", "dist", "where the alert card, the Slack message and the HTML report are written")
 	flag.Parse()
 
 	fake, err := graphfake.New(graphfake.Options{})
@@ -58,6 +60,13 @@ func run() error {
 	}
 	defer fake.Close()
 	fmt.Printf("tenant emulator on %s, seeded from %s (%d policies)\n", fake.URL(), o.scenario, len(fake.Policies()))
+
+	// A local webhook receives the alerts as JSON, the format every other one is rendered from.
+	hook, err := startWebhook()
+	if err != nil {
+		return err
+	}
+	defer hook.close()
 
 	port, err := freePort()
 	if err != nil {
@@ -80,6 +89,8 @@ func run() error {
 		"BREAK_GLASS_GROUP_IDS="+o.breakGlassGroups,
 		"REMEDIATION_MODE="+o.mode,
 		"GRAPH_RETRY_BUDGET=10s",
+		"ALERT_WEBHOOK_URL="+hook.url,
+		"ALERT_WEBHOOK_FORMAT=json",
 	)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start handler: %w", err)
@@ -125,6 +136,16 @@ func run() error {
 
 	step("Evaluate (GET) after the run")
 	if err := evaluate(h, "GET"); err != nil {
+		return err
+	}
+
+	step("The alert as a person reads it")
+	if err := showAlerts(hook.bodies(), o.outDir); err != nil {
+		return err
+	}
+
+	step("The report page")
+	if err := writeReport(h, o.outDir); err != nil {
 		return err
 	}
 
