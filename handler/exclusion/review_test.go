@@ -65,7 +65,7 @@ func TestAssess(t *testing.T) {
 		{name: "a review of another group does not cover the group", group: group,
 			defs: []Definition{def("other", queryScope("/groups/"+otherGroup+"/transitiveMembers"), quarterly(), done(daysAgo(10)))}, status: ReviewNone},
 		{name: "a quarterly review of the group's transitive members completed 20 days ago is current", group: group,
-			defs: []Definition{def("q", queryScope("/groups/"+bgGroup+"/transitiveMembers/microsoft.graph.user"), quarterly(), done(daysAgo(120)), done(daysAgo(20)))},
+			defs:   []Definition{def("q", queryScope("/groups/"+bgGroup+"/transitiveMembers/microsoft.graph.user"), quarterly(), done(daysAgo(120)), done(daysAgo(20)))},
 			status: ReviewCurrent, defID: "q", detail: "every 3 months; it last completed on 2026-11-13"},
 		{name: "a review of the group's direct members written without an odata type is current", group: group,
 			defs:   []Definition{def("d", &Scope{Query: "/groups/" + strings.ToUpper(bgGroup) + "/members"}, quarterly(), done(daysAgo(20)))},
