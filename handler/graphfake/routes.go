@@ -12,6 +12,9 @@ import (
 // route dispatches a Graph request (path below /v1.0, split into segments).
 func (s *Server) route(w http.ResponseWriter, r *http.Request, c claims, seg []string, body []byte) {
 	is := func(i int, name string) bool { return len(seg) > i && strings.EqualFold(seg[i], name) }
+	if s.routeGovernance(w, r, c, seg) {
+		return
+	}
 	switch {
 	case is(0, "identity") && is(1, "conditionalAccess") && is(2, "policies") && len(seg) == 3:
 		switch r.Method {
@@ -395,6 +398,7 @@ func (s *Server) transitiveMembers(w http.ResponseWriter, r *http.Request, group
 				if m.UserPrincipalName != "" {
 					o["userPrincipalName"] = mustJSON(m.UserPrincipalName)
 				}
+				s.tenant.describeMember(o)
 				items = append(items, project(o, fields).marshal())
 				if _, nested := s.tenant.groups[m.ID]; nested && m.ODataType == "#microsoft.graph.group" {
 					queue = append(queue, m.ID)

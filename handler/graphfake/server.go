@@ -62,7 +62,7 @@ const (
 
 // allRoles is what a token carries when Options.Roles is nil: everything caguard may need.
 func allRoles() []string {
-	return []string{PermPolicyReadAll, PermPolicyReadWriteCA, PermGroupMemberReadAll}
+	return []string{PermPolicyReadAll, PermPolicyReadWriteCA, PermGroupMemberReadAll, PermAccessReviewReadAll, PermUserReadAll, PermAuditLogReadAll}
 }
 
 const maxBody = 4 << 20

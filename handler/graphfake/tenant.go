@@ -23,6 +23,11 @@ type Scenario struct {
 	// AuthenticationStrengths are authenticationStrengthPolicy objects added to (or replacing, by id)
 	// Microsoft's built-in ones.
 	AuthenticationStrengths []json.RawMessage `json:"authenticationStrengths,omitempty"`
+	// Users are Graph user objects keyed by object id (accountEnabled, signInActivity...), stored as
+	// given; see reviews.go.
+	Users map[string]json.RawMessage `json:"users,omitempty"`
+	// AccessReviews are access review definitions with their instances; see reviews.go.
+	AccessReviews []AccessReview `json:"accessReviews,omitempty"`
 }
 
 // Group is a security group. Members of type #microsoft.graph.group that are themselves seeded
@@ -30,6 +35,10 @@ type Scenario struct {
 type Group struct {
 	DisplayName string   `json:"displayName,omitempty"`
 	Members     []Member `json:"members,omitempty"`
+	// GroupTypes ("Unified", "DynamicMembership") and IsAssignableToRole decide whether a review of
+	// all Microsoft 365 groups reaches the group.
+	GroupTypes         []string `json:"groupTypes,omitempty"`
+	IsAssignableToRole bool     `json:"isAssignableToRole,omitempty"`
 }
 
 // Member is a directory object in a group.
@@ -57,6 +66,8 @@ type tenant struct {
 	groups        map[string]Group
 	strengths     map[string]object
 	strengthOrder []string
+	users         map[string]object
+	reviews       []accessReview
 }
 
 func newTenant(id string) tenant {
@@ -184,6 +195,9 @@ func (s *Server) Seed(sc Scenario) error {
 			return fmt.Errorf("seed authentication strength %d: not a JSON object with an id", i)
 		}
 		t.putStrength(o)
+	}
+	if err := t.seedGovernance(sc); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.tenant = t
