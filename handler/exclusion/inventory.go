@@ -124,3 +124,13 @@ func (it Item) MemberNotes(now time.Time) []string {
 	}
 	return notes
 }
+
+// GroupDetail is what Graph tells of an excluded group: its name and type, its transitive member
+// count and the first members.
+type GroupDetail struct {
+	GroupInfo
+	DisplayName string
+	MemberCount int
+	Members     []Member
+	Truncated   bool
+}

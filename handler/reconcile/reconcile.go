@@ -28,6 +28,7 @@ import (
 
 	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/capolicy"
+	"github.com/caguard/caguard/handler/exclusion"
 )
 
 // PolicyStore is what the reconciler needs of Microsoft Graph.
@@ -90,6 +91,9 @@ type Outcome struct {
 	Actions  []Action
 	Alert    *Alert
 	Warnings []string // conditions a human should fix that do not fail the run, e.g. a missing group
+	// Exclusions lists what the passing policies and the managed policy exclude, with each
+	// exclusion's access-review finding.
+	Exclusions []exclusion.Item
 }
 
 // Reconciler holds the dependencies of the loop. All fields are set by main.
@@ -107,6 +111,8 @@ type Reconciler struct {
 	Owner Ownership
 	// Lock serialises writing reconciles across instances; nil means the in-process mutex alone.
 	Lock WriterLock
+	// Exclusions configures the exclusion inventory and the access-review check (EXCLUSION_REVIEW).
+	Exclusions Exclusions
 
 	// mu serialises runs: Event Hub partitions, the timer and HTTP callers invoke concurrently, and two
 	// runs that both found no managed policy would both create one.
@@ -123,7 +129,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 	if err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Report: capolicy.Evaluate(tenant, r.Policy)}
+	report, planReport, exclusions := r.evaluate(ctx, tenant)
+	out := Outcome{Report: report, Exclusions: exclusions}
 	// A configured break-glass group that does not exist cannot be excluded by a restored policy
 	// (Graph refuses unknown ids), so the definition leaves it out and the alert says so.
 	planCfg := r.Policy
@@ -133,7 +140,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 			out.Warnings = append(out.Warnings, fmt.Sprintf("break-glass group %s in BREAK_GLASS_GROUP_IDS does not exist", g))
 		}
 	}
-	action := Plan(out.Report, tenant, planCfg)
+	action := Plan(planReport, tenant, planCfg)
 	if action.Kind == ActionCreate || action.Kind == ActionUpdate {
 		switch {
 		case !req.Act:
@@ -150,8 +157,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 	logctx.From(ctx, r.Log).Info("reconciled",
 		zap.String("trigger", string(req.Trigger)), zap.String("verdict", string(out.Report.Verdict)),
 		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("performed", action.Performed))
+	r.logExclusions(ctx, out.Exclusions)
 
-	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed) {
+	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed || r.reviewAlert(req, out)) {
 		a := r.newAlert(req, out)
 		out.Alert = &a
 		if err := r.send(ctx, a); err != nil {
