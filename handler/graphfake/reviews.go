@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Identity governance and directory reads for the exclusion inventory:
@@ -18,6 +21,9 @@ import (
 //   - GET /users/{id} answers a seeded user with $select honoured; it needs User.Read.All (or
 //     Directory.Read.All), and selecting signInActivity needs AuditLog.Read.All too, as Graph asks.
 //   - GET /groups/{id} answers a seeded group (displayName, groupTypes, isAssignableToRole).
+//   - In a scenario, a user's or an instance's date-time may be written "now-20d" or "now+5d": it is
+//     resolved against Options.Now when seeded and served as an ordinary Graph DateTimeOffset, so a
+//     demo tenant's reviews stay current however old the scenario file is.
 //   - transitiveMembers describes a member that is a seeded user with its displayName and
 //     accountEnabled, the properties Graph returns for a user in a directoryObject collection.
 
@@ -42,12 +48,13 @@ type accessReview struct {
 	instances  []object
 }
 
-// seedGovernance copies the scenario's users and access reviews into the tenant.
-func (t *tenant) seedGovernance(sc Scenario) error {
+// seedGovernance copies the scenario's users and access reviews into the tenant, resolving
+// relative date-times against now.
+func (t *tenant) seedGovernance(sc Scenario, now time.Time) error {
 	t.users = map[string]object{}
 	for id, raw := range sc.Users {
 		var o object
-		if err := json.Unmarshal(raw, &o); err != nil || o == nil {
+		if err := json.Unmarshal(relativeTimes(raw, now), &o); err != nil || o == nil {
 			return fmt.Errorf("seed user %s: not a JSON object", id)
 		}
 		o["id"] = mustJSON(id)
@@ -67,7 +74,7 @@ func (t *tenant) seedGovernance(sc Scenario) error {
 		rev := accessReview{id: d.str("id"), definition: d}
 		for j, raw := range ar.Instances {
 			var in object
-			if err := json.Unmarshal(raw, &in); err != nil || in == nil {
+			if err := json.Unmarshal(relativeTimes(raw, now), &in); err != nil || in == nil {
 				return fmt.Errorf("seed access review %d: instance %d is not a JSON object", i, j)
 			}
 			if in.str("id") == "" {
@@ -78,6 +85,44 @@ func (t *tenant) seedGovernance(sc Scenario) error {
 		t.reviews = append(t.reviews, rev)
 	}
 	return nil
+}
+
+var relativeTime = regexp.MustCompile(`^now([+-])(\d{1,5})d$`)
+
+// relativeTimes replaces every string "now-Nd" or "now+Nd" in a JSON value by the date-time N days
+// before or after now. A value that is not JSON is returned as is, for the caller to reject.
+func relativeTimes(raw json.RawMessage, now time.Time) json.RawMessage {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return raw
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				x[k] = walk(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = walk(e)
+			}
+		case string:
+			if m := relativeTime.FindStringSubmatch(x); m != nil {
+				n, _ := strconv.Atoi(m[2])
+				if m[1] == "-" {
+					n = -n
+				}
+				return now.UTC().AddDate(0, 0, n).Format("2006-01-02T15:04:05Z")
+			}
+		}
+		return v
+	}
+	out, err := json.Marshal(walk(v))
+	if err != nil {
+		return raw
+	}
+	return out
 }
 
 // describeMember adds what Graph tells of a user member of a group.

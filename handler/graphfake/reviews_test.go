@@ -1,9 +1,11 @@
 package graphfake
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func reviewScenario(t *testing.T) *Scenario {
@@ -101,5 +103,26 @@ func TestMembersAndUsersCarryAccountDetails(t *testing.T) {
 	g := call(t, "GET", s.GraphURL()+"/groups/bbbbbbbb-0000-0000-0000-000000000001", s.Token(), nil, nil).json(t)
 	if g["displayName"] != "Break glass" || g["isAssignableToRole"] != true {
 		t.Errorf("group: got %v", g)
+	}
+}
+
+func TestRelativeTimesAreResolvedWhenSeeded(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 30, 0, 0, time.UTC)
+	sc := &Scenario{
+		Users: map[string]json.RawMessage{"u1": json.RawMessage(`{"accountEnabled":true,"signInActivity":{"lastSignInDateTime":"now-200d"}}`)},
+		AccessReviews: []AccessReview{{
+			Definition: json.RawMessage(`{"id":"d1","scope":{"query":"/groups/g1/members"}}`),
+			Instances:  []json.RawMessage{json.RawMessage(`{"id":"i1","status":"Completed","endDateTime":"now-20d","startDateTime":"2026-01-01T00:00:00Z"}`)},
+		}},
+	}
+	s := start(t, Options{Now: func() time.Time { return now }}, sc)
+	u := call(t, "GET", s.GraphURL()+"/users/u1?$select=signInActivity", s.Token(), nil, nil).json(t)
+	if got := u["signInActivity"].(map[string]any)["lastSignInDateTime"]; got != "2026-05-17T10:30:00Z" {
+		t.Errorf("lastSignInDateTime: got %v, want 2026-05-17T10:30:00Z", got)
+	}
+	in := call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions/d1/instances", s.Token(), nil, nil).json(t)
+	first := in["value"].([]any)[0].(map[string]any)
+	if first["endDateTime"] != "2026-11-13T10:30:00Z" || first["startDateTime"] != "2026-01-01T00:00:00Z" {
+		t.Errorf("instance: got %v", first)
 	}
 }

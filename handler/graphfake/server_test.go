@@ -522,7 +522,7 @@ func TestScenarioFiles(t *testing.T) {
 		groups   int
 	}{
 		{"compliant.json", 2, 1},
-		{"drifted.json", 5, 2},
+		{"drifted.json", 5, 3},
 		{"empty.json", 0, 0},
 	}
 	for _, tt := range tests {

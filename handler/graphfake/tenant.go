@@ -196,7 +196,7 @@ func (s *Server) Seed(sc Scenario) error {
 		}
 		t.putStrength(o)
 	}
-	if err := t.seedGovernance(sc); err != nil {
+	if err := t.seedGovernance(sc, s.opts.Now()); err != nil {
 		return err
 	}
 	s.mu.Lock()
