@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"go.uber.org/zap/zapcore"
+
 	"github.com/caguard/caguard/handler/exclusion"
 )
 
@@ -46,4 +48,26 @@ func exclusionText(x exclusion.Item) string {
 		s += "; " + clean(n)
 	}
 	return s
+}
+
+// logExclusions puts each exclusion's identity and review status in the log sink's line.
+type logExclusions []exclusion.Item
+
+func (xs logExclusions) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, x := range xs {
+		err := enc.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
+			o.AddString("kind", string(x.Kind))
+			o.AddString("id", x.ID)
+			if x.DisplayName != "" {
+				o.AddString("displayName", x.DisplayName)
+			}
+			o.AddBool("allowlisted", x.Allowlisted)
+			o.AddString("review", string(x.Review.Status))
+			return nil
+		}))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

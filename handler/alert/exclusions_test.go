@@ -1,9 +1,16 @@
 package alert
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/exclusion"
@@ -31,5 +38,25 @@ func TestMessageListsExclusionReviews(t *testing.T) {
 	}
 	if strings.Contains(got, "<!channel>") {
 		t.Errorf("message carries Slack markup from a group name:\n%s", got)
+	}
+}
+
+func TestLogSinkListsExclusions(t *testing.T) {
+	var buf bytes.Buffer
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&buf), zapcore.DebugLevel)
+	a := reconcile.Alert{ID: "abc", Verdict: capolicy.VerdictCompliant, Exclusions: []exclusion.Item{
+		{Kind: exclusion.KindGroup, ID: "g1", DisplayName: "Break glass", Allowlisted: true, Review: exclusion.Review{Status: exclusion.ReviewOverdue}}}}
+	if err := (&LogSink{Log: zap.New(core)}).Send(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	var entry struct {
+		Exclusions []map[string]any `json:"exclusions"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &entry); err != nil {
+		t.Fatalf("line is not JSON: %v\n%s", err, buf.String())
+	}
+	want := map[string]any{"kind": "group", "id": "g1", "displayName": "Break glass", "allowlisted": true, "review": "overdue"}
+	if len(entry.Exclusions) != 1 || fmt.Sprint(entry.Exclusions[0]) != fmt.Sprint(want) {
+		t.Errorf("exclusions: got %v, want [%v]", entry.Exclusions, want)
 	}
 }
