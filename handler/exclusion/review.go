@@ -84,7 +84,9 @@ func (g GroupInfo) unified() bool {
 // Covers reports whether a definition reviews the members of group g, and how, in a few words. A
 // review counts only when it reviews every member it may hold: a $filter (guests only) or an
 // inactive-users scope reviews a subset, which is not the review the control asks for. A review of
-// other resources (roles, access packages, apps) does not count.
+// other resources (roles, access packages, apps) does not count. The scope shapes are those of Graph's
+// "Configure the scope of your access review" (learn.microsoft.com/graph/accessreviews-scope-concept):
+// a review of all Microsoft 365 groups leaves out dynamic and role-assignable groups.
 func Covers(d Definition, g GroupInfo) (bool, string) {
 	if d.Scope == nil {
 		return false, ""

@@ -87,7 +87,7 @@ func (r *Reconciler) newAlert(req Request, out Outcome) Alert {
 		}
 		a.Changes = append(a.Changes, changeOf(h))
 	}
-	a.NextStep = reviewStep(nextStep(rep, out.Actions), out.Exclusions)
+	a.NextStep = reviewStep(nextStep(rep, out.Actions), out)
 	a.Exclusions = out.Exclusions
 	a.ID = alertID(a)
 	return a

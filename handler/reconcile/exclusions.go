@@ -290,9 +290,19 @@ func findingsKey(items []exclusion.Item) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// reviewStep adds the review findings to an alert's next step.
-func reviewStep(step string, items []exclusion.Item) string {
-	f := reviewFindings(items)
+// reviewStep adds the review findings to an alert's next step. When they alone fail the control
+// (require mode), the generic advice to restore MFA does not apply and every exclusion that is not
+// current is named.
+func reviewStep(step string, out Outcome) string {
+	f := reviewFindings(out.Exclusions)
+	if out.reviewOnly {
+		step, f = "", nil
+		for _, it := range out.Exclusions {
+			if it.Review.Status != exclusion.ReviewCurrent {
+				f = append(f, it)
+			}
+		}
+	}
 	if len(f) == 0 {
 		return step
 	}
@@ -304,7 +314,8 @@ func reviewStep(step string, items []exclusion.Item) string {
 		}
 		names = append(names, fmt.Sprintf("%s %s: review %s", it.Kind, name, it.Review.Status))
 	}
-	s := "Keep the exclusions reviewed: complete or create a recurring access review for " + strings.Join(names, "; ") + " (see the README, Exclusions and access reviews)."
+	s := "Keep the exclusions reviewed: complete or create a recurring access review for " + strings.Join(names, "; ") +
+		"; a user excluded directly belongs in a reviewed break-glass group (see the README, Exclusions and access reviews)."
 	if step == "" || step == "None." {
 		return s
 	}

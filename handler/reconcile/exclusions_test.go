@@ -382,3 +382,24 @@ func TestDefinitionsAreReadOnceAndInstancesOnlyForCoveringReviews(t *testing.T) 
 		t.Errorf("reads: got %v, want %v", reader.calls, want)
 	}
 }
+
+func TestRequireModeAlertSaysReviewsAloneFail(t *testing.T) {
+	s := &sink{name: "test"}
+	p := groupPolicy()
+	p.Conditions.Users.ExcludeUsers = []string{bgUser}
+	r := reviewReconciler(&memStore{policies: []capolicy.Policy{p}}, reviewReader(reviewOf("d-overdue", runAt.AddDate(0, -8, 0))), exclusion.ModeRequire, s)
+	out, err := r.Reconcile(context.Background(), Request{Trigger: TriggerAuditEvent, Act: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Report.Verdict != capolicy.VerdictNonCompliant || len(s.alerts) != 1 {
+		t.Fatalf("verdict %s, %d alerts; want non-compliant and one alert", out.Report.Verdict, len(s.alerts))
+	}
+	if a := out.Actions[0]; a.Kind != ActionNone || !strings.Contains(a.Reason, "no write can fix them") {
+		t.Errorf("action: got %s %q, want none, saying a write cannot fix a review", a.Kind, a.Reason)
+	}
+	step := s.alerts[0].NextStep
+	if strings.Contains(step, "REMEDIATION_MODE") || !strings.Contains(step, "("+bgGroup+"): review overdue") || !strings.Contains(step, "("+bgUser+"): review not-reviewable") {
+		t.Errorf("next step: got %q, want the overdue group and the directly excluded user, not remediation advice", step)
+	}
+}

@@ -94,6 +94,8 @@ type Outcome struct {
 	// Exclusions lists what the passing policies and the managed policy exclude, with each
 	// exclusion's access-review finding.
 	Exclusions []exclusion.Item
+
+	reviewOnly bool // the verdict fails on R20 alone (EXCLUSION_REVIEW=require)
 }
 
 // Reconciler holds the dependencies of the loop. All fields are set by main.
@@ -130,7 +132,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 		return Outcome{}, err
 	}
 	report, planReport, exclusions := r.evaluate(ctx, tenant)
-	out := Outcome{Report: report, Exclusions: exclusions}
+	out := Outcome{Report: report, Exclusions: exclusions, reviewOnly: report.Verdict != planReport.Verdict}
 	// A configured break-glass group that does not exist cannot be excluded by a restored policy
 	// (Graph refuses unknown ids), so the definition leaves it out and the alert says so.
 	planCfg := r.Policy
@@ -141,6 +143,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 		}
 	}
 	action := Plan(planReport, tenant, planCfg)
+	if out.reviewOnly {
+		action.Reason = "only the access reviews of exclusions (R20) fail the control, and no write can fix them; " + action.Reason
+	}
 	if action.Kind == ActionCreate || action.Kind == ActionUpdate {
 		switch {
 		case !req.Act:
