@@ -25,7 +25,8 @@ import (
 //     resolved against Options.Now when seeded and served as an ordinary Graph DateTimeOffset, so a
 //     demo tenant's reviews stay current however old the scenario file is.
 //   - transitiveMembers describes a member that is a seeded user with its displayName and
-//     accountEnabled, the properties Graph returns for a user in a directoryObject collection.
+//     accountEnabled, the properties Graph returns for a user in a directoryObject collection, when
+//     the token may read users (User.Read.All or Directory.Read.All); otherwise those are null.
 
 // Permissions of the governance and user reads.
 const (
@@ -125,8 +126,16 @@ func relativeTimes(raw json.RawMessage, now time.Time) json.RawMessage {
 	return out
 }
 
-// describeMember adds what Graph tells of a user member of a group.
-func (t *tenant) describeMember(o object) {
+// describeMember adds what Graph tells of a user member of a group. Without a permission to read
+// users, Graph returns such a member with its id and @odata.type only, its other properties null
+// ("limited information for inaccessible member objects").
+func (t *tenant) describeMember(o object, readUsers bool) {
+	if !readUsers && o.str("@odata.type") == "#microsoft.graph.user" {
+		for _, k := range []string{"displayName", "userPrincipalName", "accountEnabled"} {
+			o[k] = json.RawMessage("null")
+		}
+		return
+	}
 	u, ok := t.users[strings.ToLower(o.str("id"))]
 	if !ok {
 		return

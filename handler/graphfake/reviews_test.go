@@ -126,3 +126,12 @@ func TestRelativeTimesAreResolvedWhenSeeded(t *testing.T) {
 		t.Errorf("instance: got %v", first)
 	}
 }
+
+func TestMembersAreLimitedWithoutPermissionToReadUsers(t *testing.T) {
+	s := start(t, Options{Roles: []string{PermGroupMemberReadAll}}, reviewScenario(t))
+	m := call(t, "GET", s.GraphURL()+"/groups/bbbbbbbb-0000-0000-0000-000000000001/transitiveMembers?$select=id,displayName,accountEnabled", s.Token(), nil, nil).json(t)
+	first := m["value"].([]any)[0].(map[string]any)
+	if first["id"] != "11111111-1111-1111-1111-111111111111" || first["@odata.type"] != "#microsoft.graph.user" || first["displayName"] != nil || first["accountEnabled"] != nil {
+		t.Errorf("member without User.Read.All: got %v, want id and type only", first)
+	}
+}

@@ -53,7 +53,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, c claims, seg []s
 			return
 		}
 		if s.allowDirectory(w, r, c) {
-			s.transitiveMembers(w, r, seg[1])
+			s.transitiveMembers(w, r, seg[1], c.has(PermUserReadAll, PermDirectoryReadAll))
 		}
 	case is(0, "policies") && is(1, "authenticationStrengthPolicies") && (len(seg) == 2 || len(seg) == 3):
 		if r.Method != http.MethodGet {
@@ -375,7 +375,7 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, id string)
 }
 
 // transitiveMembers answers a group's members, nested groups expanded, each member once.
-func (s *Server) transitiveMembers(w http.ResponseWriter, r *http.Request, groupID string) {
+func (s *Server) transitiveMembers(w http.ResponseWriter, r *http.Request, groupID string, readUsers bool) {
 	fields := selectFields(r)
 	s.mu.Lock()
 	_, ok := s.tenant.groups[groupID]
@@ -398,7 +398,7 @@ func (s *Server) transitiveMembers(w http.ResponseWriter, r *http.Request, group
 				if m.UserPrincipalName != "" {
 					o["userPrincipalName"] = mustJSON(m.UserPrincipalName)
 				}
-				s.tenant.describeMember(o)
+				s.tenant.describeMember(o, readUsers)
 				items = append(items, project(o, fields).marshal())
 				if _, nested := s.tenant.groups[m.ID]; nested && m.ODataType == "#microsoft.graph.group" {
 					queue = append(queue, m.ID)
