@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -143,6 +144,10 @@ func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item) {
 				info.ID = it.ID
 				count := g.MemberCount
 				it.DisplayName, it.MemberCount, it.Members, it.MembersTruncated = g.DisplayName, &count, g.Members, g.Truncated
+				if len(g.Members) > 0 && !slices.ContainsFunc(g.Members, func(m exclusion.Member) bool { return m.DisplayName != "" }) {
+					// Graph answers members it may not read by id and type only.
+					it.Notes = append(it.Notes, "member names and accountEnabled not shown: grant User.Read.All to see them")
+				}
 				for j := range it.Members {
 					m := &it.Members[j]
 					if m.AccountEnabled == nil || !signIns || !users {

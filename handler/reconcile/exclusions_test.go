@@ -403,3 +403,17 @@ func TestRequireModeAlertSaysReviewsAloneFail(t *testing.T) {
 		t.Errorf("next step: got %q, want the overdue group and the directly excluded user, not remediation advice", step)
 	}
 }
+
+func TestMembersByIDOnlySayWhichPermissionShowsThem(t *testing.T) {
+	reader := reviewReader()
+	reader.groups[bgGroup] = exclusion.GroupDetail{GroupInfo: exclusion.GroupInfo{ID: bgGroup}, DisplayName: "Break glass", MemberCount: 1,
+		Members: []exclusion.Member{{ID: bgUser}}}
+	r := reviewReconciler(&memStore{policies: []capolicy.Policy{groupPolicy()}}, reader, exclusion.ModeReport)
+	out, err := r.Reconcile(context.Background(), Request{Trigger: TriggerHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := find(out.Exclusions, bgGroup); g == nil || !slices.Contains(g.Notes, "member names and accountEnabled not shown: grant User.Read.All to see them") {
+		t.Errorf("group: got %+v, want a note naming User.Read.All", g)
+	}
+}
