@@ -95,9 +95,13 @@ func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item) {
 	}
 	now := r.Now()
 	signIns, users := true, true
-	// user reads one account, degrading once per run: without AuditLog.Read.All no last sign-in,
+	type userRead struct {
+		m       exclusion.Member
+		problem string
+	}
+	// readUser reads one account, degrading once per run: without AuditLog.Read.All no last sign-in,
 	// without User.Read.All nothing.
-	user := func(id string) (exclusion.Member, string) {
+	readUser := func(id string) (exclusion.Member, string) {
 		if !users {
 			return exclusion.Member{}, ""
 		}
@@ -122,6 +126,19 @@ func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item) {
 			return exclusion.Member{}, ""
 		}
 		return exclusion.Member{}, brief(err)
+	}
+
+	seen := map[string]userRead{}
+	// user reads each account once per run: a break-glass user is often excluded directly and a
+	// member of an excluded group too.
+	user := func(id string) (exclusion.Member, string) {
+		key := strings.ToLower(id)
+		if u, ok := seen[key]; ok {
+			return u.m, u.problem
+		}
+		m, problem := readUser(id)
+		seen[key] = userRead{m, problem}
+		return m, problem
 	}
 
 	rv := reviews{reader: x.Reader, instances: map[string][]exclusion.Instance{}, instanceErr: map[string]error{}}

@@ -228,10 +228,15 @@ func TestInventoryCoversPassingAndManagedPoliciesOnly(t *testing.T) {
 	failing.Conditions.Users.ExcludeUsers = []string{someone}
 	m := managed(capolicy.StateReportOnly)
 	m.GrantControls = nil // the managed policy is listed even when it fails
-	r := reviewReconciler(&memStore{policies: []capolicy.Policy{groupPolicy(), failing, m}}, reviewReader(), exclusion.ModeReport)
+	reader := reviewReader()
+	r := reviewReconciler(&memStore{policies: []capolicy.Policy{groupPolicy(), failing, m}}, reader, exclusion.ModeReport)
 	out, err := r.Reconcile(context.Background(), Request{Trigger: TriggerHTTP})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The break-glass user is excluded directly and is a member of the excluded group: read once.
+	if n := slices.Index(reader.calls, "user "+bgUser); n < 0 || slices.Contains(reader.calls[n+1:], "user "+bgUser) {
+		t.Errorf("reads: got %v, want the break-glass user read once", reader.calls)
 	}
 	if find(out.Exclusions, someone) != nil {
 		t.Errorf("exclusions list %s, which only a failing policy excludes", someone)
