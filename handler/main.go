@@ -24,6 +24,7 @@ import (
 	"github.com/caguard/caguard/handler/azfunc"
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/config"
+	"github.com/caguard/caguard/handler/exclusion"
 	"github.com/caguard/caguard/handler/graph"
 	"github.com/caguard/caguard/handler/logctx"
 	"github.com/caguard/caguard/handler/reconcile"
@@ -106,6 +107,11 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		Log:       log.Named("reconcile"),
 		// Without storage the managed policy's id is remembered in this process only.
 		Owner: &reconcile.MemoryOwnership{},
+		Exclusions: reconcile.Exclusions{
+			Reader: gc,
+			Mode:   exclusion.Mode(cfg.ExclusionReview),
+			Grace:  time.Duration(cfg.ExclusionReviewGraceDays) * 24 * time.Hour,
+		},
 	}
 	fns := app.Functions(app.Deps{
 		Reconciler: rec,
@@ -117,7 +123,10 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	return azfunc.Serve(ctx, ln, srv, log, cfg.InvocationTimeout)
 }
 
-var _ reconcile.PolicyStore = (*graph.Client)(nil)
+var (
+	_ reconcile.PolicyStore     = (*graph.Client)(nil)
+	_ reconcile.ExclusionReader = (*graph.Client)(nil)
+)
 
 // auditFilter resolves caguard's own service principal once (from the setting, or the oid claim of its
 // Graph token) so that its own writes in the audit log trigger nothing. Until that succeeds, each batch

@@ -49,6 +49,9 @@ func (s *LogSink) Send(ctx context.Context, a reconcile.Alert) error {
 	if len(a.Changes) > 0 {
 		fields = append(fields, zap.Array("changes", logChanges(a.Changes)))
 	}
+	if len(a.Exclusions) > 0 {
+		fields = append(fields, zap.Array("exclusions", logExclusions(a.Exclusions)))
+	}
 	fields = append(fields,
 		zap.Array("actions", logActions(a.Actions)),
 		zap.String("nextStep", a.NextStep))

@@ -51,6 +51,8 @@ func messageText(a reconcile.Alert) string {
 		}
 	}
 
+	writeExclusions(&b, a.Exclusions)
+
 	if len(a.Actions) > 0 {
 		b.WriteString("\n\nWhat caguard did:")
 		for _, act := range a.Actions {

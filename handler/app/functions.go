@@ -14,6 +14,7 @@ import (
 	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/azfunc"
 	"github.com/caguard/caguard/handler/capolicy"
+	"github.com/caguard/caguard/handler/exclusion"
 	"github.com/caguard/caguard/handler/reconcile"
 	"github.com/caguard/caguard/handler/report"
 )
@@ -114,6 +115,9 @@ type EvaluateAnswer struct {
 	Closest     string                  `json:"closest,omitempty"`
 	Actions     []reconcile.Action      `json:"actions"`
 	AlertID     string                  `json:"alertId,omitempty"`
+	// Exclusions are the users and groups the passing and managed policies exclude, each with its
+	// access-review finding; always an array.
+	Exclusions []exclusion.Item `json:"exclusions"`
 }
 
 // evaluate answers GET with a report (nothing written, no alert) and POST with a full run; either as
@@ -151,6 +155,10 @@ func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Res
 		Passing:     out.Report.Passing,
 		Closest:     out.Report.Closest,
 		Actions:     out.Actions,
+		Exclusions:  out.Exclusions,
+	}
+	if ans.Exclusions == nil {
+		ans.Exclusions = []exclusion.Item{}
 	}
 	if act {
 		ans.Mode = "run"
@@ -188,6 +196,7 @@ func reportInput(ans EvaluateAnswer, out reconcile.Outcome) report.Input {
 		Passing:     ans.Passing,
 		Closest:     ans.Closest,
 		Actions:     ans.Actions,
+		Exclusions:  ans.Exclusions,
 		Warnings:    out.Warnings,
 		AlertID:     ans.AlertID,
 	}
@@ -197,6 +206,9 @@ func logOutcome(inv *azfunc.Invocation, out reconcile.Outcome) {
 	inv.Logf("verdict %s: %s", out.Report.Verdict, out.Report.Summary)
 	for _, a := range out.Actions {
 		inv.Logf("action %s (performed: %t): %s", a.Kind, a.Performed, a.Reason)
+	}
+	for _, x := range out.Exclusions {
+		inv.Logf("%s", exclusionLine(x))
 	}
 	if out.Alert != nil {
 		inv.Logf("alert %s raised", out.Alert.ID)

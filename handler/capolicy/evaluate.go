@@ -22,6 +22,9 @@ type Config struct {
 	// ManagedPolicyName is the display name of the policy caguard owns; empty means
 	// DefaultManagedPolicyName.
 	ManagedPolicyName string
+	// RequireExclusionReview makes R20 part of the control (EXCLUSION_REVIEW=require): every user or
+	// group a passing policy excludes must be kept in check by a current access review.
+	RequireExclusionReview bool
 }
 
 // Targets returns the configured target app ids, or AzureManagementAppID when none are configured.
@@ -73,6 +76,9 @@ type Tenant struct {
 	// AuthenticationStrengths are the strength definitions; a grant whose strength carries only an id
 	// is resolved against them.
 	AuthenticationStrengths []AuthenticationStrength
+	// ExclusionReviews maps an excluded user or group id to the access-review finding for it. Read
+	// only with Config.RequireExclusionReview; an excluded id missing from the map counts as unknown.
+	ExclusionReviews map[string]ExclusionReview
 }
 
 // Verdict is the tenant-level outcome.
@@ -240,6 +246,7 @@ type evaluator struct {
 	members   map[string][]string
 	groups    map[string]*groupCheck
 	strengths map[string]*AuthenticationStrength
+	reviews   map[string]ExclusionReview
 }
 
 func idKey(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -251,6 +258,7 @@ func newEvaluator(t Tenant, cfg Config) *evaluator {
 		bgUsers:  make(map[string]struct{}, len(cfg.BreakGlassUserIDs)),
 		bgGroups: make(map[string]struct{}, len(cfg.BreakGlassGroupIDs)),
 		members:  t.GroupMembers,
+		reviews:  t.ExclusionReviews,
 	}
 	for _, id := range cfg.BreakGlassUserIDs {
 		if k := idKey(id); k != "" {
@@ -437,6 +445,9 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	e.applications(c.Applications, add)
 	e.narrowing(c, add)
 	e.grant(p.GrantControls, add)
+	if e.cfg.RequireExclusionReview && len(rs) == stateReasons {
+		e.exclusionReviews(c.Users, add)
+	}
 
 	r.MeetsAllButState = len(rs) == stateReasons
 	r.Compliant = stateOK && r.MeetsAllButState

@@ -415,7 +415,7 @@ func codesOf(r PolicyResult) []string {
 }
 
 func TestEvaluate(t *testing.T) {
-	for _, tc := range evalCases() {
+	for _, tc := range append(evalCases(), reviewEvalCases()...) {
 		t.Run(tc.name, func(t *testing.T) {
 			tenant, _, rep := tc.run(t)
 			if rep.Verdict != tc.verdict {

@@ -75,7 +75,7 @@ type Rule struct {
 // Rules returns every reason code in rule order. The slice is new on every call, so callers may keep
 // or change it; the README's rule table is generated from it.
 func Rules() []Rule {
-	return []Rule{
+	rules := []Rule{
 		{"R1", CodeStateReportOnly, "`state` is `enabled`; report-only is reported apart so a restored policy shows as pending enforcement", msgStateReportOnly},
 		{"R1", CodeStateNotEnabled, "`state` is `enabled`", msgStateNotEnabled},
 		{"R1", CodeStateUnknown, "`state` is present and one of the Graph states", msgStateUnknown},
@@ -103,6 +103,7 @@ func Rules() []Rule {
 		{"R17", CodeAuthStrengthUnresolved, "every authentication strength that matters can be resolved to a definition", msgAuthStrengthUnresolved},
 		{"R18", CodeGrantORWithNonMFAAlternative, "with `OR` (or no operator), every alternative is MFA: no other built-in control, terms of use, non-MFA strength or uncounted custom control", msgGrantORWithNonMFAAlternative},
 	}
+	return append(rules, reviewRules()...)
 }
 
 // render fills the {placeholders} of a message template, in order, from args. Templates are the

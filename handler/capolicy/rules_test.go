@@ -39,6 +39,10 @@ the policy.
 	b.WriteString(`
 R19: session controls never affect the verdict, but a policy with session controls and no grant fails R17
 (` + "`" + CodeNoGrantControls + "`" + `).
+
+R20 counts only with ` + "`EXCLUSION_REVIEW=require`" + `, and only for a policy that meets every other rule: its
+exclusions are then the ones that decide the control. How caguard finds and judges access reviews is in
+[Exclusions and access reviews](#exclusions-and-access-reviews).
 `)
 	return b.String()
 }
@@ -108,7 +112,7 @@ func TestEveryReasonCodeIsExercised(t *testing.T) {
 		patterns[r.Code] = templatePattern(r.Message)
 	}
 	produced := map[string]string{}
-	for _, tc := range evalCases() {
+	for _, tc := range append(evalCases(), reviewEvalCases()...) {
 		_, _, rep := tc.run(t)
 		for _, p := range rep.Policies {
 			for _, reason := range p.Reasons {

@@ -27,6 +27,8 @@ const (
 	DefaultTargetAppID       = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
 	DefaultInvocationTimeout = 9 * time.Minute
 	DefaultGraphRetryBudget  = 60 * time.Second
+	DefaultExclusionReview   = "report"
+	DefaultReviewGraceDays   = 14
 )
 
 // Config is every setting the handler reads. Secrets (ClientSecret) are never logged: use Redacted.
@@ -50,6 +52,9 @@ type Config struct {
 
 	RemediationMode   string // REMEDIATION_MODE
 	ManagedPolicyName string // MANAGED_POLICY_NAME
+
+	ExclusionReview          string // EXCLUSION_REVIEW: off, report or require
+	ExclusionReviewGraceDays int    // EXCLUSION_REVIEW_GRACE_DAYS
 
 	AlertEventHubNamespace string // ALERT_EVENTHUB_NAMESPACE
 	AlertEventHubName      string // ALERT_EVENTHUB_NAME
@@ -84,6 +89,9 @@ func Load(getenv func(string) string) (Config, error) {
 		TargetAppIDs:       l.guids("TARGET_APP_IDS"),
 		RemediationMode:    l.oneOf("REMEDIATION_MODE", ModeAlert, ModeAlert, ModeRemediate),
 		ManagedPolicyName:  l.str("MANAGED_POLICY_NAME", DefaultManagedPolicyName),
+
+		ExclusionReview:          l.oneOf("EXCLUSION_REVIEW", DefaultExclusionReview, "off", "report", "require"),
+		ExclusionReviewGraceDays: l.integer("EXCLUSION_REVIEW_GRACE_DAYS", DefaultReviewGraceDays, 0, 365),
 
 		AlertEventHubNamespace: l.str("ALERT_EVENTHUB_NAMESPACE", ""),
 		AlertEventHubName:      l.str("ALERT_EVENTHUB_NAME", ""),
@@ -141,6 +149,8 @@ func (c Config) Redacted() map[string]any {
 		"alertWebhook":           c.AlertWebhookURL != "",
 		"alertWebhookFormat":     c.AlertWebhookFormat,
 		"customControlsCountMfa": c.CustomControlsCountAsMFA,
+		"exclusionReview":        c.ExclusionReview,
+		"exclusionReviewGrace":   c.ExclusionReviewGraceDays,
 	}
 }
 
@@ -232,6 +242,19 @@ func (l *loader) boolean(name string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+func (l *loader) integer(name string, def, lo, hi int) int {
+	v := l.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		l.fail(name, fmt.Sprintf("must be a whole number from %d to %d, got %q", lo, hi, v))
+		return def
+	}
+	return n
 }
 
 func (l *loader) duration(name string, def time.Duration) time.Duration {

@@ -68,4 +68,7 @@ type Item struct {
 	Members          []Member `json:"members,omitempty"`
 	MembersTruncated bool     `json:"membersTruncated,omitempty"`
 	Review           Review   `json:"review"`
+	// Notes are facts a reviewer should look at: disabled or long-inactive accounts, details that
+	// Graph did not give (a missing optional permission).
+	Notes []string `json:"notes,omitempty"`
 }

@@ -2,16 +2,11 @@ package graph
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 )
-
-// PermReadUsers is the optional permission UserExists needs. Without it caguard cannot tell a deleted
-// break-glass user from an existing one, and keeps every configured user.
-const PermReadUsers = "User.Read.All"
 
 // UserExists reports whether the directory holds a user with this object id: GET
 // /users/{id}?$select=id, where a 404 means no. Any other failure is an *Error; a 403 names
@@ -41,6 +36,3 @@ func (c *Client) UserExists(ctx context.Context, id string) (bool, error) {
 	}
 	return false, ge
 }
-
-// Forbidden reports a 403: the application lacks the permission the operation needs.
-func (e *Error) Forbidden() bool { return e.Status == http.StatusForbidden }

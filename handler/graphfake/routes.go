@@ -13,6 +13,9 @@ import (
 // route dispatches a Graph request (path below /v1.0, split into segments).
 func (s *Server) route(w http.ResponseWriter, r *http.Request, c claims, seg []string, body []byte) {
 	is := func(i int, name string) bool { return len(seg) > i && strings.EqualFold(seg[i], name) }
+	if s.routeGovernance(w, r, c, seg) {
+		return
+	}
 	switch {
 	case is(0, "identity") && is(1, "conditionalAccess") && is(2, "policies") && len(seg) == 3:
 		switch r.Method {
@@ -51,18 +54,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, c claims, seg []s
 			return
 		}
 		if s.allowDirectory(w, r, c) {
-			s.transitiveMembers(w, r, seg[1])
+			s.transitiveMembers(w, r, seg[1], c.has(PermUserReadAll, PermDirectoryReadAll))
 		}
-	case is(0, "users") && len(seg) == 2:
-		if r.Method != http.MethodGet {
-			methodNotAllowed(w, r)
-			return
-		}
-		if c.has(PermUserReadAll, PermDirectoryReadAll) {
-			s.getUser(w, r, seg[1])
-			return
-		}
-		writeError(w, r, http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 	case is(0, "policies") && is(1, "authenticationStrengthPolicies") && (len(seg) == 2 || len(seg) == 3):
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, r)
@@ -308,7 +301,7 @@ func (s *Server) checkDirectoryRefs(cond object) string {
 			}
 			known := false
 			if strings.HasSuffix(key, "Users") {
-				_, known = s.tenant.users[id]
+				_, known = s.tenant.users[strings.ToLower(id)]
 			} else {
 				_, known = s.tenant.groups[id]
 			}
@@ -431,22 +424,6 @@ func mergePatch(cur, patch object) object {
 	return out
 }
 
-// getUser answers a user ($select honoured), or a 404 for an id the directory does not hold.
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request, id string) {
-	s.mu.Lock()
-	u, ok := s.tenant.users[id]
-	s.mu.Unlock()
-	if !ok {
-		writeError(w, r, http.StatusNotFound, "Request_ResourceNotFound",
-			"Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
-		return
-	}
-	o := object{"id": mustJSON(u.ID), "displayName": mustJSON(u.DisplayName), "userPrincipalName": mustJSON(u.UserPrincipalName)}
-	out := project(o, selectFields(r))
-	out["@odata.context"] = mustJSON(s.URL() + "/v1.0/$metadata#users/$entity")
-	writeJSON(w, http.StatusOK, out)
-}
-
 func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, id string) {
 	s.mu.Lock()
 	_, ok := s.tenant.policies[id]
@@ -462,7 +439,7 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, id string)
 }
 
 // transitiveMembers answers a group's members, nested groups expanded, each member once.
-func (s *Server) transitiveMembers(w http.ResponseWriter, r *http.Request, groupID string) {
+func (s *Server) transitiveMembers(w http.ResponseWriter, r *http.Request, groupID string, readUsers bool) {
 	fields := selectFields(r)
 	s.mu.Lock()
 	_, ok := s.tenant.groups[groupID]
@@ -485,6 +462,7 @@ func (s *Server) transitiveMembers(w http.ResponseWriter, r *http.Request, group
 				if m.UserPrincipalName != "" {
 					o["userPrincipalName"] = mustJSON(m.UserPrincipalName)
 				}
+				s.tenant.describeMember(o, readUsers)
 				items = append(items, project(o, fields).marshal())
 				if _, nested := s.tenant.groups[m.ID]; nested && m.ODataType == "#microsoft.graph.group" {
 					queue = append(queue, m.ID)

@@ -62,12 +62,11 @@ const (
 	PermGroupReadAll              = "Group.Read.All"
 	PermDirectoryReadAll          = "Directory.Read.All"
 	PermPolicyReadWriteAuthMethod = "Policy.ReadWrite.AuthenticationMethod"
-	PermUserReadAll               = "User.Read.All"
 )
 
 // allRoles is what a token carries when Options.Roles is nil: everything caguard may need.
 func allRoles() []string {
-	return []string{PermPolicyReadAll, PermPolicyReadWriteCA, PermGroupMemberReadAll, PermUserReadAll}
+	return []string{PermPolicyReadAll, PermPolicyReadWriteCA, PermGroupMemberReadAll, PermAccessReviewReadAll, PermUserReadAll, PermAuditLogReadAll}
 }
 
 const maxBody = 4 << 20

@@ -19,14 +19,17 @@ type Scenario struct {
 	// createdDateTime are added when missing). They are not validated, so a scenario can hold what a
 	// client must reject, such as a policy without a state.
 	Policies []json.RawMessage `json:"policies,omitempty"`
-	// Users are the directory's users beyond those already named as group members (every member of
-	// type #microsoft.graph.user exists as a user too).
-	Users []User `json:"users,omitempty"`
 	// Groups are keyed by object id.
 	Groups map[string]Group `json:"groups,omitempty"`
 	// AuthenticationStrengths are authenticationStrengthPolicy objects added to (or replacing, by id)
 	// Microsoft's built-in ones.
 	AuthenticationStrengths []json.RawMessage `json:"authenticationStrengths,omitempty"`
+	// Users are Graph user objects keyed by object id (accountEnabled, signInActivity...), stored as
+	// given; see reviews.go. They are the directory's users beyond those already named as group
+	// members: every member of type #microsoft.graph.user exists as a user too.
+	Users map[string]json.RawMessage `json:"users,omitempty"`
+	// AccessReviews are access review definitions with their instances; see reviews.go.
+	AccessReviews []AccessReview `json:"accessReviews,omitempty"`
 }
 
 // Group is a security group. Members of type #microsoft.graph.group that are themselves seeded
@@ -34,19 +37,16 @@ type Scenario struct {
 type Group struct {
 	DisplayName string   `json:"displayName,omitempty"`
 	Members     []Member `json:"members,omitempty"`
+	// GroupTypes ("Unified", "DynamicMembership") and IsAssignableToRole decide whether a review of
+	// all Microsoft 365 groups reaches the group.
+	GroupTypes         []string `json:"groupTypes,omitempty"`
+	IsAssignableToRole bool     `json:"isAssignableToRole,omitempty"`
 }
 
 // Member is a directory object in a group.
 type Member struct {
 	ID                string `json:"id"`
 	ODataType         string `json:"@odata.type,omitempty"`
-	DisplayName       string `json:"displayName,omitempty"`
-	UserPrincipalName string `json:"userPrincipalName,omitempty"`
-}
-
-// User is a directory user.
-type User struct {
-	ID                string `json:"id"`
 	DisplayName       string `json:"displayName,omitempty"`
 	UserPrincipalName string `json:"userPrincipalName,omitempty"`
 }
@@ -66,9 +66,10 @@ type tenant struct {
 	policies      map[string]object
 	policyOrder   []string
 	groups        map[string]Group
-	users         map[string]User
 	strengths     map[string]object
 	strengthOrder []string
+	users         map[string]object
+	reviews       []accessReview
 }
 
 func newTenant(id string) tenant {
@@ -76,7 +77,7 @@ func newTenant(id string) tenant {
 		id:        id,
 		policies:  map[string]object{},
 		groups:    map[string]Group{},
-		users:     map[string]User{},
+		users:     map[string]object{},
 		strengths: map[string]object{},
 	}
 	for _, raw := range builtInStrengths() {
@@ -192,17 +193,18 @@ func (s *Server) Seed(sc Scenario) error {
 		t.groups[id] = g
 		for _, m := range g.Members {
 			if strings.EqualFold(m.ODataType, "#microsoft.graph.user") {
-				if _, ok := t.users[m.ID]; !ok {
-					t.users[m.ID] = User{ID: m.ID, DisplayName: m.DisplayName, UserPrincipalName: m.UserPrincipalName}
+				if _, ok := t.users[strings.ToLower(m.ID)]; !ok {
+					u := object{"@odata.type": mustJSON("#microsoft.graph.user"), "id": mustJSON(m.ID)}
+					if m.DisplayName != "" {
+						u["displayName"] = mustJSON(m.DisplayName)
+					}
+					if m.UserPrincipalName != "" {
+						u["userPrincipalName"] = mustJSON(m.UserPrincipalName)
+					}
+					t.users[strings.ToLower(m.ID)] = u
 				}
 			}
 		}
-	}
-	for i, u := range sc.Users {
-		if u.ID == "" {
-			return fmt.Errorf("seed user %d has no id", i)
-		}
-		t.users[u.ID] = u
 	}
 	for i, raw := range sc.AuthenticationStrengths {
 		var o object
@@ -210,6 +212,9 @@ func (s *Server) Seed(sc Scenario) error {
 			return fmt.Errorf("seed authentication strength %d: not a JSON object with an id", i)
 		}
 		t.putStrength(o)
+	}
+	if err := t.seedGovernance(sc, s.opts.Now()); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.tenant = t
@@ -222,8 +227,8 @@ func (s *Server) Seed(sc Scenario) error {
 func (s *Server) DeleteUser(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.tenant.users[id]
-	delete(s.tenant.users, id)
+	_, ok := s.tenant.users[strings.ToLower(id)]
+	delete(s.tenant.users, strings.ToLower(id))
 	return ok
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/capolicy"
+	"github.com/caguard/caguard/handler/exclusion"
 )
 
 // Alert tells a human that the tenant fails the control (or that caguard restored its policy): why it
@@ -27,6 +28,8 @@ type Alert struct {
 	Actions  []Action         `json:"actions"`
 	Warnings []string         `json:"warnings,omitempty"`
 	NextStep string           `json:"nextStep"`
+	// Exclusions is the exclusion inventory with each exclusion's access-review finding.
+	Exclusions []exclusion.Item `json:"exclusions,omitempty"`
 }
 
 // PolicyFinding is the evaluation of one policy, as shown in an alert.
@@ -84,7 +87,8 @@ func (r *Reconciler) newAlert(req Request, out Outcome) Alert {
 		}
 		a.Changes = append(a.Changes, changeOf(h))
 	}
-	a.NextStep = nextStep(rep, out.Actions)
+	a.NextStep = reviewStep(nextStep(rep, out.Actions), out)
+	a.Exclusions = out.Exclusions
 	a.ID = alertID(a)
 	return a
 }
@@ -199,6 +203,9 @@ func alertID(a Alert) string {
 	// A restore that held and one that did not are different news.
 	for _, act := range a.Actions {
 		fmt.Fprintf(h, "|%s:%t:%t", act.Kind, act.Written, act.Performed)
+	}
+	if k := findingsKey(a.Exclusions); k != "" {
+		fmt.Fprintf(h, "|reviews:%s", k)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

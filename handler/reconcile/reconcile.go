@@ -52,6 +52,7 @@ import (
 
 	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/capolicy"
+	"github.com/caguard/caguard/handler/exclusion"
 )
 
 // PolicyStore is what the reconciler needs of Microsoft Graph.
@@ -130,6 +131,11 @@ type Outcome struct {
 	Actions  []Action
 	Alert    *Alert
 	Warnings []string // conditions a human should fix that do not fail the run, e.g. a missing group
+	// Exclusions lists what the passing policies and the managed policy exclude, with each
+	// exclusion's access-review finding.
+	Exclusions []exclusion.Item
+
+	reviewOnly bool // the verdict fails on R20 alone (EXCLUSION_REVIEW=require)
 }
 
 // Reconciler holds the dependencies of the loop. All fields are set by main.
@@ -147,6 +153,8 @@ type Reconciler struct {
 	Owner Ownership
 	// Lock serialises writing reconciles across instances; nil means the in-process mutex alone.
 	Lock WriterLock
+	// Exclusions configures the exclusion inventory and the access-review check (EXCLUSION_REVIEW).
+	Exclusions Exclusions
 
 	// mu serialises runs: Event Hub partitions, the timer and HTTP callers invoke concurrently, and two
 	// runs that both found no managed policy would both create one.
@@ -171,7 +179,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 			return Outcome{}, fmt.Errorf("read the recorded id of the managed policy: %w", err)
 		}
 	}
-	out := Outcome{Report: capolicy.Evaluate(tenant, r.Policy)}
+	report, planReport, exclusions := r.evaluate(ctx, tenant)
+	out := Outcome{Report: report, Exclusions: exclusions, reviewOnly: report.Verdict != planReport.Verdict}
 	// A configured break-glass group that does not exist cannot be excluded by a restored policy
 	// (Graph refuses unknown ids), so the definition leaves it out and the alert says so.
 	planCfg := r.Policy
@@ -181,7 +190,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 			out.Warnings = append(out.Warnings, fmt.Sprintf("break-glass group %s in BREAK_GLASS_GROUP_IDS does not exist", g))
 		}
 	}
-	action := Plan(out.Report, tenant, planCfg, recorded)
+	action := Plan(planReport, tenant, planCfg, recorded)
 	if writesConditions(action) && len(planCfg.BreakGlassUserIDs) > 0 {
 		// The same holds for users; they are looked up only when the definition is about to be written.
 		gone, warnings, err := r.missingUsers(ctx, planCfg.BreakGlassUserIDs)
@@ -191,7 +200,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 		out.Warnings = append(out.Warnings, warnings...)
 		if len(gone) > 0 {
 			planCfg.BreakGlassUserIDs = slices.DeleteFunc(slices.Clone(planCfg.BreakGlassUserIDs), func(u string) bool { return slices.Contains(gone, u) })
-			action = Plan(out.Report, tenant, planCfg, recorded)
+			action = Plan(planReport, tenant, planCfg, recorded)
 		}
 	}
 	out.Warnings = append(out.Warnings, squatters(tenant.Policies, action, planCfg.ManagedName())...)
@@ -202,6 +211,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 		} else {
 			action.Adopted = true
 		}
+	}
+	if out.reviewOnly {
+		action.Reason = "only the access reviews of exclusions (R20) fail the control, and no write can fix them; " + action.Reason
 	}
 	if action.Kind == ActionCreate || action.Kind == ActionUpdate {
 		switch {
@@ -221,8 +233,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 	logctx.From(ctx, r.Log).Info("reconciled",
 		zap.String("trigger", string(req.Trigger)), zap.String("verdict", string(out.Report.Verdict)),
 		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("written", action.Written), zap.Bool("performed", action.Performed))
+	r.logExclusions(ctx, out.Exclusions)
 
-	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed) {
+	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed || r.reviewAlert(req, out)) {
 		a := r.newAlert(req, out)
 		out.Alert = &a
 		if err := r.send(ctx, a); err != nil {
@@ -426,8 +439,7 @@ func writesConditions(a Action) bool {
 func (r *Reconciler) missingUsers(ctx context.Context, ids []string) (gone, warnings []string, err error) {
 	for _, id := range ids {
 		ok, err := r.Store.UserExists(ctx, id)
-		var fb forbidden
-		if errors.As(err, &fb) && fb.Forbidden() {
+		if forbidden(err) {
 			if !r.warnedUserPermission.Swap(true) {
 				logctx.From(ctx, r.Log).Warn("cannot tell whether the break-glass users exist: the optional User.Read.All permission is missing", zap.Error(err))
 			}
@@ -444,9 +456,6 @@ func (r *Reconciler) missingUsers(ctx context.Context, ids []string) (gone, warn
 	}
 	return gone, warnings, nil
 }
-
-// forbidden is implemented by store errors that say a permission is missing.
-type forbidden interface{ Forbidden() bool }
 
 // restoreFields picks the fewest top-level properties of the managed policy to put back for it to
 // meet the control, so that what an administrator added on top (a stricter AND control, session

@@ -148,11 +148,6 @@ func (s *sink) Send(ctx context.Context, a Alert) error {
 	return s.err
 }
 
-type forbiddenErr struct{}
-
-func (forbiddenErr) Error() string   { return "403 Authorization_RequestDenied" }
-func (forbiddenErr) Forbidden() bool { return true }
-
 type retryErr struct{}
 
 func (retryErr) Error() string   { return "503 service unavailable" }

@@ -201,7 +201,7 @@ func TestBreakGlassUsers(t *testing.T) {
 		}
 	})
 	t.Run("without User.Read.All every user is kept and one warning says why", func(t *testing.T) {
-		store := &memStore{userErr: forbiddenErr{}}
+		store := &memStore{userErr: forbiddenErr{perm: "User.Read.All"}}
 		r := newReconciler(store, true)
 		out := run(t, r)
 		if len(store.created) != 1 || strings.Join(store.created[0].Conditions.Users.ExcludeUsers, ",") != bgUser {

@@ -44,7 +44,7 @@ func run() error {
 	flag.StringVar(&o.mode, "mode", "remediate", "REMEDIATION_MODE: alert or remediate")
 	flag.StringVar(&o.logPath, "log", "dist/localrun-handler.log", "where the handler's own log lines go")
 	flag.StringVar(&o.breakGlassUsers, "break-glass-users", "11111111-1111-1111-1111-111111111111,22222222-2222-2222-2222-222222222222", "BREAK_GLASS_USER_IDS")
-	flag.StringVar(&o.breakGlassGroups, "break-glass-groups", "bbbbbbbb-0000-0000-0000-000000000001", "BREAK_GLASS_GROUP_IDS")
+	flag.StringVar(&o.breakGlassGroups, "break-glass-groups", "bbbbbbbb-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000003", "BREAK_GLASS_GROUP_IDS")
 	flag.StringVar(&o.outDir, "out", "dist", "where the alert card, the Slack message and the HTML report are written")
 	flag.Parse()
 
@@ -204,6 +204,18 @@ func evaluate(h *hosttest.Host, method string) error {
 			Performed bool   `json:"performed"`
 			Reason    string `json:"reason"`
 		} `json:"actions"`
+		Exclusions []struct {
+			Kind        string `json:"kind"`
+			ID          string `json:"id"`
+			DisplayName string `json:"displayName"`
+			Allowlisted bool   `json:"allowlisted"`
+			MemberCount *int   `json:"memberCount"`
+			Review      struct {
+				Status string `json:"status"`
+				Detail string `json:"detail"`
+			} `json:"review"`
+			Notes []string `json:"notes"`
+		} `json:"exclusions"`
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal([]byte(res.Body), &ans); err != nil {
@@ -226,6 +238,20 @@ func evaluate(h *hosttest.Host, method string) error {
 	}
 	for _, act := range ans.Actions {
 		fmt.Printf("  action %s (performed: %t): %s\n", act.Kind, act.Performed, act.Reason)
+	}
+	for _, x := range ans.Exclusions {
+		name := x.ID
+		if x.DisplayName != "" {
+			name = fmt.Sprintf("%q (%s)", x.DisplayName, x.ID)
+		}
+		size := ""
+		if x.MemberCount != nil {
+			size = fmt.Sprintf(", %d member(s)", *x.MemberCount)
+		}
+		fmt.Printf("  exclusion %s %s (allowlisted: %t%s): review %s\n         %s\n", x.Kind, name, x.Allowlisted, size, x.Review.Status, x.Review.Detail)
+		for _, n := range x.Notes {
+			fmt.Printf("         note: %s\n", n)
+		}
 	}
 	return nil
 }
