@@ -155,7 +155,7 @@ func TestListPoliciesFollowsEveryPageAndMapsTheModel(t *testing.T) {
 	})
 	t.Run("comma-separated guest types become a list", func(t *testing.T) {
 		g := guests.Conditions.Users.IncludeGuestsOrExternalUsers
-		if g == nil || !slices.Equal(g.GuestOrExternalUserTypes, []string{"internalGuest", "b2bCollaborationGuest", "b2bCollaborationMember"}) {
+		if g == nil || !slices.Equal(g.GuestOrExternalUserTypes, []string{"b2bCollaborationGuest", "b2bCollaborationMember", "internalGuest"}) {
 			t.Fatalf("guests: %+v", g)
 		}
 		if g.ExternalTenants == nil || g.ExternalTenants.MembershipKind != "all" {
@@ -169,9 +169,9 @@ func TestListPoliciesFollowsEveryPageAndMapsTheModel(t *testing.T) {
 			t.Errorf("session: %+v", s)
 		}
 	})
-	t.Run("Microsoft-managed policies keep their templateId", func(t *testing.T) {
-		if !msManaged.MicrosoftManaged() {
-			t.Errorf("templateId lost: %+v", msManaged)
+	t.Run("Microsoft-managed policies are recognised and keep their templateId", func(t *testing.T) {
+		if !msManaged.MicrosoftManaged() || msManaged.TemplateID != "eeeeeeee-0000-0000-0000-000000000001" {
+			t.Errorf("got managed %v, templateId %q: %+v", msManaged.MicrosoftManaged(), msManaged.TemplateID, msManaged)
 		}
 	})
 	t.Run("the authentication strength is expanded", func(t *testing.T) {
@@ -182,6 +182,72 @@ func TestListPoliciesFollowsEveryPageAndMapsTheModel(t *testing.T) {
 		p := strength.Conditions.Platforms
 		if p == nil || !slices.Equal(p.IncludePlatforms, []string{"all"}) || !slices.Equal(p.ExcludePlatforms, []string{"linux"}) {
 			t.Errorf("platforms: %+v", p)
+		}
+	})
+}
+
+// TestReadsFailClosed reads, through the real SDK adapter and the emulator, policies holding what this
+// version does not know. The SDK's models would read an unknown client app type as "all", drop an
+// excluded guest selection whose type they do not know, and lose an unknown property: each policy
+// would then pass. Read as raw JSON, each fails the rule it touches, saying why.
+func TestReadsFailClosed(t *testing.T) {
+	e := setup(t, graphfake.Options{PageSize: 2}, "unrecognised.json", nil)
+	ctx := context.Background()
+	ps, err := e.c.ListPolicies(ctx)
+	if err != nil {
+		t.Fatalf("ListPolicies: %v", err)
+	}
+	if n := len(e.srv.CallsTo("GET " + policiesPath)); n != 3 {
+		t.Errorf("pages fetched: got %d, want 3", n)
+	}
+	want := []string{"cccccccc-0000-0000-0000-000000000001", "cccccccc-0000-0000-0000-000000000002", "cccccccc-0000-0000-0000-000000000003",
+		"cccccccc-0000-0000-0000-000000000004", "cccccccc-0000-0000-0000-000000000005", "cccccccc-0000-0000-0000-000000000006"}
+	if got := ids(ps); !slices.Equal(got, want) {
+		t.Fatalf("ids: got %v, want %v (every page, in order)", got, want)
+	}
+	cfg := capolicy.Config{BreakGlassGroupIDs: []string{breakGlassGroup}}
+	members := map[string][]string{breakGlassGroup: {"11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"}}
+	cfg.BreakGlassUserIDs = members[breakGlassGroup]
+	rep := capolicy.Evaluate(capolicy.Tenant{Policies: ps, GroupMembers: members}, cfg)
+
+	tests := []struct {
+		name    string
+		managed bool
+		codes   []string
+		says    string // a substring of the last reason
+	}{
+		{"a Microsoft-managed policy is recognised by its name", true, []string{capolicy.CodeStateReportOnly}, "report-only"},
+		{"a policy an administrator created from a template is the administrator's", false, nil, ""},
+		{"an unknown client app type is not all", false, []string{capolicy.CodeClientAppTypesNarrowed}, "futureClientType (not recognised)"},
+		{"an unknown excluded guest type still excludes guests", false, []string{capolicy.CodeExcludesGuests}, "futureGuestKind (not recognised)"},
+		{"an unknown built-in control is an alternative to MFA", false, []string{capolicy.CodeGrantORWithNonMFAAlternative}, "futureControl (not recognised)"},
+		{"an unknown user condition is not dropped", false, []string{capolicy.CodeUnrecognisedProperty}, "conditions.users.excludeFutureIdentities"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rep.Policies[i]
+			if r.MicrosoftManaged != tt.managed {
+				t.Errorf("microsoftManaged: got %v, want %v", r.MicrosoftManaged, tt.managed)
+			}
+			var codes []string
+			for _, reason := range r.Reasons {
+				codes = append(codes, reason.Code)
+			}
+			if !slices.Equal(codes, tt.codes) {
+				t.Fatalf("codes: got %v, want %v (%+v)", codes, tt.codes, r.Reasons)
+			}
+			if tt.says != "" && !strings.Contains(r.Reasons[len(r.Reasons)-1].Message, tt.says) {
+				t.Errorf("reason: got %q, want it to say %q", r.Reasons[len(r.Reasons)-1].Message, tt.says)
+			}
+		})
+	}
+	t.Run("a single read fails closed too", func(t *testing.T) {
+		p, err := e.c.GetPolicy(ctx, "cccccccc-0000-0000-0000-000000000003")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(p.Conditions.ClientAppTypes, []string{"futureClientType"}) {
+			t.Errorf("clientAppTypes: got %v, want [futureClientType]", p.Conditions.ClientAppTypes)
 		}
 	})
 }
@@ -325,7 +391,7 @@ func TestCreatePolicySendsStateExplicitly(t *testing.T) {
 	bu := back.Conditions.Users.ExcludeGuestsOrExternalUsers
 	if !slices.Equal(bu.GuestOrExternalUserTypes, []string{"internalGuest", "serviceProvider"}) ||
 		!slices.Equal(bu.ExternalTenants.Members, []string{"tenant-x"}) ||
-		!slices.Equal(back.Conditions.InsiderRiskLevels, []string{"minor", "elevated"}) {
+		!slices.Equal(back.Conditions.InsiderRiskLevels, []string{"elevated", "minor"}) {
 		t.Errorf("round trip: %+v %+v", bu, back.Conditions)
 	}
 
@@ -623,6 +689,10 @@ func TestUnusualAnswersAreErrorsNotPanics(t *testing.T) {
 		{"an error body that is not JSON", graphfake.Fault{Status: 502, Body: `<html>bad gateway</html>`, ContentType: "application/json"}, 502, "MalformedResponse", true},
 		{"an error without a body", graphfake.Fault{Status: 500, Body: " ", ContentType: "text/plain"}, 500, "", true},
 		{"a 401 is permanent", graphfake.Fault{Status: 401}, 401, "InvalidAuthenticationToken", false},
+		{"a success answer without a value collection", graphfake.Fault{Status: 200, Body: `{"@odata.context":"x"}`}, 200, "MalformedResponse", true},
+		{"a blank success answer", graphfake.Fault{Status: 200, Body: " ", ContentType: "application/json"}, 200, "MalformedResponse", true},
+		{"a policy that is not an object", graphfake.Fault{Status: 200, Body: `{"value":[42]}`}, 0, "InvalidPolicy", false},
+		{"a policy whose list holds an object", graphfake.Fault{Status: 200, Body: `{"value":[{"id":"x","state":"enabled","conditions":{"clientAppTypes":[{}]}}]}`}, 0, "InvalidPolicy", false},
 		{"a nextLink to another host", graphfake.Fault{Status: 200, Body: `{"value":[],"@odata.nextLink":"https://elsewhere.example/v1.0/identity/conditionalAccess/policies?$skiptoken=2"}`}, 0, "InvalidPaging", false},
 	}
 	for _, tt := range tests {
