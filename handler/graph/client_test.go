@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,25 +38,55 @@ type env struct {
 	c   *Client
 }
 
+// freshPorts remembers every emulator address this test process has used; see startFresh.
+var freshPorts = struct {
+	sync.Mutex
+	used map[string]bool
+}{used: map[string]bool{}}
+
+// startFresh starts an emulator on a port no earlier emulator of this process listened on. MSAL caches
+// managed-identity tokens process-wide, keyed by resource, and the resource is the Graph host and
+// port: an emulator on a reused port would be handed the token an earlier one signed, which it
+// rejects (401, invalid signature). A port the system hands out again is kept open until the test
+// ends, so the next try gets another.
+func startFresh(t *testing.T, fo graphfake.Options, seed func(*graphfake.Server)) *graphfake.Server {
+	t.Helper()
+	for range 50 {
+		srv, err := graphfake.New(fo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed(srv)
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		freshPorts.Lock()
+		used := freshPorts.used[srv.URL()]
+		freshPorts.used[srv.URL()] = true
+		freshPorts.Unlock()
+		if !used {
+			return srv
+		}
+	}
+	t.Fatal("no unused loopback port after 50 tries")
+	return nil
+}
+
 // setup starts an emulator seeded with a scenario from scripts/scenarios and a Client that gets its
 // tokens from the emulator's managed-identity endpoint, as it would on App Service. Each emulator
-// listens on its own port, so each test asks for its own token resource and MSAL's process-wide
-// managed-identity cache cannot leak a token between tests.
+// listens on a port of its own (startFresh), so each test asks for its own token resource and MSAL's
+// process-wide managed-identity cache cannot leak a token between tests.
 func setup(t *testing.T, fo graphfake.Options, scenario string, mod func(*Options)) env {
 	t.Helper()
-	srv, err := graphfake.New(fo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if scenario != "" {
+	srv := startFresh(t, fo, func(srv *graphfake.Server) {
+		if scenario == "" {
+			return
+		}
 		if err := srv.LoadScenario(filepath.Join("..", "..", "scripts", "scenarios", scenario)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	})
 	t.Setenv("IDENTITY_ENDPOINT", srv.IdentityEndpoint())
 	t.Setenv("IDENTITY_HEADER", srv.IdentityHeader())
 	for _, k := range []string{"IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
