@@ -6,6 +6,9 @@
 // The contract:
 //   - ParsePolicy reads a policy from Graph v1.0 JSON or from an audit-log old/new value and returns its
 //     normal form; malformed input is an error, never a panic, and a missing state is StateUnknown.
+//   - What the model does not know never widens a policy: unknown enum values are kept as written and
+//     read as narrowing, and unknown properties of the conditions or grant controls are listed
+//     (Unrecognised) and fail the policy.
 //   - Normalize gives the canonical form (case, order, nil versus empty); Evaluate and Diff agree with it.
 //   - Evaluate returns a Report: compliant only when an enabled policy meets every rule, pending-enforcement
 //     when a report-only policy meets every rule but R1, non-compliant otherwise; every failing rule of
