@@ -105,9 +105,9 @@ func eachItem[T any, P page[T]](c *Client, op, perm string, cl *call, get func(l
 // Needs Policy.Read.All.
 //
 // Policies are read as raw JSON and parsed by capolicy.ParsePolicy, not through the SDK's models:
-// those turn an enum value they do not know into their zero value (an unknown client app type reads
-// as "all", an unknown state as "enabled"), drop a flags property holding an unknown member
-// (excludeGuestsOrExternalUsers vanishes) and lose properties they do not model, each of which would
+// in a collection they turn an enum value they do not know into the enum's zero value (an unknown
+// client app type reads as "all"), they drop a flags property holding an unknown member
+// (excludeGuestsOrExternalUsers vanishes), and they lose properties they do not model; each would
 // make a policy look broader than it is. ParsePolicy keeps unknown values as written and lists
 // unknown properties, and the rules read both as narrowing.
 func (c *Client) ListPolicies(ctx context.Context) ([]capolicy.Policy, error) {
