@@ -60,14 +60,44 @@ func freePort(t *testing.T) int {
 }
 
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed, and replaced, by every write
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
 	return l.b.Write(p)
+}
+
+// waitFor reports whether the buffer holds s, waiting for writes until it does or limit passes. A
+// child's output reaches the buffer through a pipe and a copying goroutine, so a line the child wrote
+// before answering a request may still be on its way when the answer arrives.
+func (l *lockedBuffer) waitFor(s string, limit time.Duration) bool {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		l.mu.Lock()
+		if strings.Contains(l.b.String(), s) {
+			l.mu.Unlock()
+			return true
+		}
+		if l.written == nil {
+			l.written = make(chan struct{})
+		}
+		written := l.written
+		l.mu.Unlock()
+		select {
+		case <-written:
+		case <-timer.C:
+			return false
+		}
+	}
 }
 
 func (l *lockedBuffer) String() string {
@@ -83,21 +113,48 @@ type harness struct {
 	stderr *lockedBuffer
 }
 
+// freshPorts remembers every emulator address this test process has used; see startFresh.
+var freshPorts = struct {
+	sync.Mutex
+	used map[string]bool
+}{used: map[string]bool{}}
+
+// startFresh starts an emulator seeded with a scenario file, on a port no earlier emulator of this
+// process listened on. MSAL caches managed-identity tokens process-wide, keyed by resource, and the
+// resource is the Graph host and port: an emulator on a reused port would be handed the token an
+// earlier one signed, which it rejects. A port handed out again is kept open until the test ends, so
+// the next try gets another.
+func startFresh(t *testing.T, scenarioPath string) *graphfake.Server {
+	t.Helper()
+	for range 50 {
+		fake, err := graphfake.New(graphfake.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fake.LoadScenario(scenarioPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := fake.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(fake.Close)
+		freshPorts.Lock()
+		used := freshPorts.used[fake.URL()]
+		freshPorts.used[fake.URL()] = true
+		freshPorts.Unlock()
+		if !used {
+			return fake
+		}
+	}
+	t.Fatal("no unused loopback port after 50 tries")
+	return nil
+}
+
 // start runs the handler in-process against the emulator seeded with scenario, exactly as the host
 // would start it: a port in FUNCTIONS_CUSTOMHANDLER_PORT and a managed-identity endpoint.
 func start(t *testing.T, scenarioFile string, extra map[string]string) *harness {
 	t.Helper()
-	fake, err := graphfake.New(graphfake.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fake.LoadScenario(scenario(scenarioFile)); err != nil {
-		t.Fatal(err)
-	}
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fake.Close)
+	fake := startFresh(t, scenario(scenarioFile))
 	// azidentity reads the App Service managed-identity endpoint from the process environment.
 	t.Setenv("IDENTITY_ENDPOINT", fake.IdentityEndpoint())
 	t.Setenv("IDENTITY_HEADER", fake.IdentityHeader())
@@ -423,7 +480,7 @@ func TestGracefulShutdownOnSIGTERM(t *testing.T) {
 	if err := hosttest.WaitReady("http://127.0.0.1:"+strconv.Itoa(port), 20*time.Second, exited); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout.String(), `"addr":"127.0.0.1:`) {
+	if !stdout.waitFor(`"addr":"127.0.0.1:`, 20*time.Second) {
 		t.Errorf("not listening on loopback only: %s", stdout.String())
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

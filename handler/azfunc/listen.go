@@ -43,9 +43,10 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	// Said before serving, so the line is written before any request can be answered.
+	log.Info("listening", zap.String("addr", ln.Addr().String()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("listening", zap.String("addr", ln.Addr().String()))
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -274,11 +274,15 @@ func fields() []field {
 		list("conditions.servicePrincipalRiskLevels", func(p *Policy) []string { return p.Conditions.ServicePrincipalRiskLevels }),
 		list("conditions.insiderRiskLevels", func(p *Policy) []string { return p.Conditions.InsiderRiskLevels }),
 		list("conditions.authenticationFlows.transferMethods", func(p *Policy) []string { return flows(p).TransferMethods }),
+		// Properties the model does not know cannot be compared one by one; their presence is the
+		// difference.
+		list("conditions.unrecognised", func(p *Policy) []string { return p.Conditions.Unrecognised }),
 		{"grantControls.operator", func(p *Policy) string { return orNotSet(grants(p).Operator) }},
 		list("grantControls.builtInControls", func(p *Policy) []string { return grants(p).BuiltInControls }),
 		list("grantControls.customAuthenticationFactors", func(p *Policy) []string { return grants(p).CustomAuthenticationFactors }),
 		list("grantControls.termsOfUse", func(p *Policy) []string { return grants(p).TermsOfUse }),
 		{"grantControls.authenticationStrength", func(p *Policy) string { return renderStrength(grants(p).AuthenticationStrength) }},
+		list("grantControls.unrecognised", func(p *Policy) []string { return grants(p).Unrecognised }),
 		{"sessionControls.disableResilienceDefaults", func(p *Policy) string {
 			if sessions(p).DisableResilienceDefaults == nil {
 				return notSet

@@ -1,6 +1,7 @@
 package capolicy
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -383,13 +384,25 @@ func listText(items []string, last string) string {
 func bracketList(v vocab, list []string) string {
 	var items []string
 	v.eachToken(list, func(t string) bool {
-		items = append(items, t)
+		items = append(items, v.mark(t))
 		return true
 	})
 	if len(items) == 0 {
 		return "[]"
 	}
 	return "[" + listText(items, ", ") + "]"
+}
+
+// notRecognised follows a value that a rule reads as narrowing because it does not know it.
+const notRecognised = " (not recognised)"
+
+// mark returns t, flagged when the vocabulary does not recognise it, so the admin reading a reason
+// knows the value was counted against the policy for being unknown.
+func (v vocab) mark(t string) string {
+	if v.recognised(t) {
+		return t
+	}
+	return t + notRecognised
 }
 
 // truncate shortens free text (a filter rule) for a sentence.
@@ -444,6 +457,7 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	e.users(c.Users, add)
 	e.applications(c.Applications, add)
 	e.narrowing(c, add)
+	unrecognised(c.Unrecognised, add)
 	e.grant(p.GrantControls, add)
 	if e.cfg.RequireExclusionReview && len(rs) == stateReasons {
 		e.exclusionReviews(c.Users, add)
@@ -591,8 +605,13 @@ func (e *evaluator) applications(a *Applications, add func(code, msg string)) {
 		for _, target := range e.targets {
 			hit = hit || strings.EqualFold(t, strings.TrimSpace(target))
 		}
-		if hit {
+		switch {
+		case hit:
 			excluded = append(excluded, appName(t))
+		case !isGUID(t) && !slices.ContainsFunc(vocabApps.names, func(n string) bool { return strings.EqualFold(n, t) }):
+			// A token that is neither an app id nor a known group of apps may name a bundle that
+			// holds Azure management: count it as excluding the target.
+			excluded = append(excluded, t+notRecognised)
 		}
 		return true
 	})
@@ -715,8 +734,19 @@ func (e *evaluator) strength(s *AuthenticationStrength) (outcome int, name, requ
 	return strengthWeak, name, requirement
 }
 
+// unrecognised fails a section that holds properties the model does not know: any of them may
+// narrow the policy or offer an alternative to MFA.
+func unrecognised(paths []string, add func(code, msg string)) {
+	if len(paths) > 0 {
+		add(CodeUnrecognisedProperty, render(msgUnrecognisedProperty, joinList(paths)))
+	}
+}
+
 // grant is R17 and R18 (R19: session controls play no part).
 func (e *evaluator) grant(g *GrantControls, add func(code, msg string)) {
+	if g != nil {
+		unrecognised(g.Unrecognised, add)
+	}
 	if g == nil || (vocabBuiltInControls.empty(g.BuiltInControls) && vocabIDs.empty(g.CustomAuthenticationFactors) &&
 		vocabIDs.empty(g.TermsOfUse) && !strengthSet(g.AuthenticationStrength)) {
 		add(CodeNoGrantControls, msgNoGrantControls)
@@ -736,7 +766,7 @@ func (e *evaluator) grant(g *GrantControls, add func(code, msg string)) {
 		var out []string
 		vocabBuiltInControls.eachToken(g.BuiltInControls, func(t string) bool {
 			if !strings.EqualFold(t, "mfa") {
-				out = append(out, vocabBuiltInControls.canon(t))
+				out = append(out, vocabBuiltInControls.mark(vocabBuiltInControls.canon(t)))
 			}
 			return true
 		})

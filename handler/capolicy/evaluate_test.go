@@ -308,8 +308,26 @@ func evalCases() []evalCase {
 			withApps("All", AzureManagementAppID), withGrant(nil))},
 			verdict: VerdictNonCompliant, codes: []string{CodeStateReportOnly, CodeUsersNotAll, CodeExcludesRoles, CodeAppExcluded, CodeNoGrantControls}},
 		// Microsoft-managed policies.
-		{name: "Microsoft-managed policy can be the compliant one", policies: []Policy{good(func(p *Policy) { p.TemplateID = "b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e" })},
-			verdict: VerdictCompliant, passing: []string{good().ID}, managed: true},
+		{name: "Microsoft-managed policy can be the compliant one", policies: []Policy{good(func(p *Policy) {
+			p.DisplayName = "Microsoft-managed: Multifactor authentication for Azure management"
+		})}, verdict: VerdictCompliant, passing: []string{good().ID}, managed: true},
+		{name: "a policy an admin created from a template is not Microsoft-managed", fixtures: []string{"graph/template-created-admin.json"},
+			verdict: VerdictCompliant, passing: []string{"9e5a3b4c-6d7e-4f8a-9b0c-1d2e3f4a5b6c"}},
+		// Values and properties the model does not know never widen a policy.
+		{name: "an unknown client app type counts as narrowing", fixtures: []string{"graph/unknown-client-app-type.json"},
+			verdict: VerdictNonCompliant, codes: []string{CodeClientAppTypesNarrowed}, closest: "0f6b4c5d-7e8f-4a9b-8c0d-2e3f4a5b6c7d"},
+		{name: "an unknown excluded guest type counts as excluding guests", fixtures: []string{"graph/unknown-guest-type.json"},
+			verdict: VerdictNonCompliant, codes: []string{CodeExcludesGuests}, closest: "1a7c5d6e-8f9a-4b0c-9d1e-3f4a5b6c7d8e"},
+		{name: "an unknown built-in control in an OR is an alternative to MFA", policies: []Policy{good(withGrant(&GrantControls{Operator: "OR", BuiltInControls: []string{"mfa", "futureControl"}}))},
+			verdict: VerdictNonCompliant, codes: []string{CodeGrantORWithNonMFAAlternative}},
+		{name: "an unknown built-in control alone is not MFA", policies: []Policy{good(withGrant(&GrantControls{Operator: "OR", BuiltInControls: []string{"unknownFutureValue"}}))},
+			verdict: VerdictNonCompliant, codes: []string{CodeNoMFAGrant}},
+		{name: "an unknown built-in control ANDed with mfa still requires MFA", policies: []Policy{good(withGrant(&GrantControls{Operator: "AND", BuiltInControls: []string{"mfa", "futureControl"}}))},
+			verdict: VerdictCompliant, passing: []string{good().ID}},
+		{name: "an unknown token in excludeApplications counts as excluding Azure management", policies: []Policy{good(withApps("All", "MicrosoftFutureBundle"))},
+			verdict: VerdictNonCompliant, codes: []string{CodeAppExcluded}},
+		{name: "an unknown property of the conditions fails", fixtures: []string{"graph/unknown-properties.json"},
+			verdict: VerdictNonCompliant, codes: []string{CodeUnrecognisedProperty, CodeUnrecognisedProperty}, closest: "2b8d6e7f-9a0b-4c1d-8e2f-4a5b6c7d8e9f"},
 		{name: "Microsoft-managed report-only policy from Graph is pending enforcement", fixtures: []string{"graph/microsoft-managed-report-only.json"},
 			verdict: VerdictPendingEnforcement, codes: []string{CodeStateReportOnly}, managed: true, closest: "7e0c3d4f-5a6b-4c8d-8e3f-4a5b6c7d8e9f"},
 		// Sovereign clouds.
@@ -543,6 +561,84 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("got error %v, want none", err)
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Errorf("got error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestUnknownValuesSayTheyAreNotRecognised checks that a reason caused by a value caguard does not
+// know tells the admin so, rather than reading as if the value were understood.
+func TestUnknownValuesSayTheyAreNotRecognised(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy Policy
+		code   string
+		want   string // a substring of the reason's message
+	}{
+		{"an unknown client app type", good(withConditions(func(c *Conditions) { c.ClientAppTypes = []string{"futureType"} })),
+			CodeClientAppTypesNarrowed, "[futureType (not recognised)]"},
+		{"Graph's unknownFutureValue client app type", good(withConditions(func(c *Conditions) { c.ClientAppTypes = []string{"browser", "unknownFutureValue"} })),
+			CodeClientAppTypesNarrowed, "unknownFutureValue (not recognised)"},
+		{"an unknown excluded guest type", good(withUsers(Users{IncludeUsers: []string{"All"},
+			ExcludeGuestsOrExternalUsers: &GuestsOrExternalUsers{GuestOrExternalUserTypes: []string{"futureGuest"}}})),
+			CodeExcludesGuests, "futureGuest (not recognised)"},
+		{"an unknown platform", good(withConditions(func(c *Conditions) {
+			c.Platforms = &Platforms{IncludePlatforms: []string{"all"}, ExcludePlatforms: []string{"visionOS"}}
+		})),
+			CodePlatformsNarrowed, "visionOS (not recognised)"},
+		{"an unknown built-in control offered as an alternative", good(withGrant(&GrantControls{Operator: "OR", BuiltInControls: []string{"mfa", "futureControl"}})),
+			CodeGrantORWithNonMFAAlternative, "futureControl (not recognised)"},
+		{"an unknown built-in control alone", good(withGrant(&GrantControls{Operator: "OR", BuiltInControls: []string{"futureControl"}})),
+			CodeNoMFAGrant, "futureControl (not recognised)"},
+		{"an unknown excluded application token", good(withApps("All", "MicrosoftFutureBundle")),
+			CodeAppExcluded, "MicrosoftFutureBundle (not recognised)"},
+		{"an unknown property", good(withConditions(func(c *Conditions) { c.Unrecognised = []string{"conditions.futureCondition"} })),
+			CodeUnrecognisedProperty, "(conditions.futureCondition)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := Evaluate(testTenant(tt.policy), testConfig())
+			for _, r := range rep.Policies[0].Reasons {
+				if r.Code == tt.code {
+					if !strings.Contains(r.Message, tt.want) {
+						t.Errorf("%s: got %q, want it to contain %q", tt.code, r.Message, tt.want)
+					}
+					return
+				}
+			}
+			t.Errorf("reasons: got %v, want %s", codesOf(rep.Policies[0]), tt.code)
+		})
+	}
+}
+
+// TestMicrosoftManaged tells Microsoft's policies from administrators' by the documented name
+// prefix: templateId alone marks a policy created from a template, which an administrator owns.
+func TestMicrosoftManaged(t *testing.T) {
+	tests := []struct {
+		name     string
+		fixture  string
+		policy   Policy
+		want     bool
+		template bool
+	}{
+		{name: "a Microsoft-managed policy from Graph", fixture: "graph/microsoft-managed-report-only.json", want: true, template: true},
+		{name: "an admin's policy created from a template", fixture: "graph/template-created-admin.json", want: false, template: true},
+		{name: "an admin's policy written from scratch", fixture: "graph/compliant-enabled.json", want: false},
+		{name: "the prefix in any case", policy: Policy{DisplayName: " microsoft-MANAGED: Block legacy authentication"}, want: true},
+		{name: "the words elsewhere in the name do not count", policy: Policy{DisplayName: "Copy of Microsoft-managed: Block legacy authentication"}, want: false},
+		{name: "a short name", policy: Policy{DisplayName: "MFA"}, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.policy
+			if tt.fixture != "" {
+				p = loadFixture(t, tt.fixture)
+			}
+			if got := p.MicrosoftManaged(); got != tt.want {
+				t.Errorf("MicrosoftManaged of %q: got %v, want %v", p.DisplayName, got, tt.want)
+			}
+			if got := p.TemplateID != ""; got != tt.template {
+				t.Errorf("templateId %q: set %v, want %v", p.TemplateID, got, tt.template)
 			}
 		})
 	}

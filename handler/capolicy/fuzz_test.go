@@ -69,7 +69,8 @@ func FuzzEvaluate(f *testing.F) {
 			t.Fatalf("raw policy codes %v, normal form codes %v", got, want)
 		}
 
-		// Marshalling and parsing again changes nothing.
+		// Marshalling and parsing again changes nothing the model holds. Unrecognised properties are
+		// listed, not kept, so they are the one thing a round trip loses.
 		out, err := json.Marshal(p)
 		if err != nil {
 			t.Fatalf("json.Marshal: %v", err)
@@ -78,7 +79,14 @@ func FuzzEvaluate(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ParsePolicy(json.Marshal(p)): %v\njson: %s", err, out)
 		}
-		if d := Diff(p, back); len(d) != 0 {
+		known := p
+		known.Conditions.Unrecognised = nil
+		if known.GrantControls != nil {
+			g := *known.GrantControls
+			g.Unrecognised = nil
+			known.GrantControls = &g
+		}
+		if d := Diff(Normalize(known), back); len(d) != 0 {
 			t.Fatalf("round trip differences %v\njson: %s", d, out)
 		}
 		if len(Diff(p, p)) != 0 {

@@ -6,12 +6,17 @@
 // The contract:
 //   - ParsePolicy reads a policy from Graph v1.0 JSON or from an audit-log old/new value and returns its
 //     normal form; malformed input is an error, never a panic, and a missing state is StateUnknown.
+//   - What the model does not know never widens a policy: unknown enum values are kept as written and
+//     read as narrowing, and unknown properties of the conditions or grant controls are listed
+//     (Unrecognised) and fail the policy.
 //   - Normalize gives the canonical form (case, order, nil versus empty); Evaluate and Diff agree with it.
 //   - Evaluate returns a Report: compliant only when an enabled policy meets every rule, pending-enforcement
 //     when a report-only policy meets every rule but R1, non-compliant otherwise; every failing rule of
 //     every policy is a Reason with a code from Rules and one sentence for an admin.
 //   - Desired is the policy caguard owns; Diff and TopLevelFields say what a PATCH must change.
 package capolicy
+
+import "strings"
 
 // State is a policy's state. Its zero value is StateUnknown, never "enabled": msgraph-sdk-go's enum
 // makes a missing state read as enabled, and a tool that guards MFA must not make that mistake.
@@ -54,9 +59,21 @@ type Policy struct {
 	SessionControls  *SessionControls `json:"sessionControls,omitempty"`
 }
 
-// MicrosoftManaged reports whether Microsoft created the policy (it carries a templateId). caguard
-// never writes such a policy.
-func (p Policy) MicrosoftManaged() bool { return p.TemplateID != "" }
+// MicrosoftManagedPrefix starts the display name of every Microsoft-managed policy.
+const MicrosoftManagedPrefix = "Microsoft-managed"
+
+// MicrosoftManaged reports whether Microsoft created and manages the policy. caguard never writes such
+// a policy. Graph has no property that says so (v1.0 and beta list none); templateId does not: a
+// policy an administrator creates from a template carries it too, and is the administrator's. What
+// Microsoft documents is the name: "Microsoft-managed policy names start with Microsoft-managed"
+// (Entra docs, "Microsoft-managed Conditional Access policies", Monitor and review), and
+// administrators "can't rename or delete" them. So a policy so named is treated as Microsoft's; an
+// administrator's policy that copies the prefix is left alone too, which errs on the side of not
+// writing.
+func (p Policy) MicrosoftManaged() bool {
+	name := strings.TrimSpace(p.DisplayName)
+	return len(name) >= len(MicrosoftManagedPrefix) && strings.EqualFold(name[:len(MicrosoftManagedPrefix)], MicrosoftManagedPrefix)
+}
 
 // Conditions are the policy's assignments and conditions.
 type Conditions struct {
@@ -72,6 +89,11 @@ type Conditions struct {
 	ServicePrincipalRiskLevels []string             `json:"servicePrincipalRiskLevels,omitempty"`
 	InsiderRiskLevels          []string             `json:"insiderRiskLevels,omitempty"`
 	AuthenticationFlows        *AuthenticationFlows `json:"authenticationFlows,omitempty"`
+	// Unrecognised lists, as dotted Graph paths (conditions.users.excludeSomething), the properties
+	// of the conditions and of the sections in them that this model does not know and that hold a
+	// value. Such a property may narrow the policy, so no policy with one counts as compliant. It is
+	// never written back to Graph.
+	Unrecognised []string `json:"-"`
 }
 
 // Users are the user assignments. Include/exclude lists hold object ids or the tokens All, None and
@@ -159,6 +181,9 @@ type GrantControls struct {
 	CustomAuthenticationFactors []string                `json:"customAuthenticationFactors,omitempty"`
 	TermsOfUse                  []string                `json:"termsOfUse,omitempty"`
 	AuthenticationStrength      *AuthenticationStrength `json:"authenticationStrength,omitempty"`
+	// Unrecognised lists the grant properties this model does not know and that hold a value
+	// (grantControls.something): one may be an alternative to MFA, so such a grant never counts.
+	Unrecognised []string `json:"-"`
 }
 
 // AuthenticationStrength is an authentication strength policy, referenced by a grant or listed by

@@ -16,6 +16,9 @@ type vocab struct {
 	flags []string
 	// none is the flags enum's empty member: it means "nothing", so it is dropped rather than kept.
 	none bool
+	// closed marks an enum: every value Graph may send is in names or flags, so any other value (and
+	// unknownFutureValue, Graph's name for a member this client does not know) is not recognised.
+	closed bool
 }
 
 // The vocabularies of the lists a policy holds. They are read-only lookup tables, like stateNames.
@@ -26,15 +29,15 @@ var (
 	vocabServicePrincipals = vocab{names: []string{"All", "None", "ServicePrincipalsInMyTenant"}}
 	vocabLocations         = vocab{names: []string{"All", "AllTrusted"}}
 	vocabDevices           = vocab{names: []string{"All", "Compliant", "DomainJoined"}}
-	vocabPlatforms         = vocab{names: []string{"all", "android", "iOS", "windows", "windowsPhone", "macOS", "linux", "unknownFutureValue"}}
-	vocabClientAppTypes    = vocab{names: []string{"all", "browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "easSupported", "other", "unknownFutureValue"}}
-	vocabRiskLevels        = vocab{names: []string{"low", "medium", "high", "hidden", "none", "unknownFutureValue"}}
-	vocabInsiderRisk       = vocab{flags: []string{"minor", "moderate", "elevated", "unknownFutureValue"}}
-	vocabTransferMethods   = vocab{flags: []string{"deviceCodeFlow", "authenticationTransfer", "unknownFutureValue"}, none: true}
+	vocabPlatforms         = vocab{names: []string{"all", "android", "iOS", "windows", "windowsPhone", "macOS", "linux", "unknownFutureValue"}, closed: true}
+	vocabClientAppTypes    = vocab{names: []string{"all", "browser", "mobileAppsAndDesktopClients", "exchangeActiveSync", "easSupported", "other", "unknownFutureValue"}, closed: true}
+	vocabRiskLevels        = vocab{names: []string{"low", "medium", "high", "hidden", "none", "unknownFutureValue"}, closed: true}
+	vocabInsiderRisk       = vocab{flags: []string{"minor", "moderate", "elevated", "unknownFutureValue"}, closed: true}
+	vocabTransferMethods   = vocab{flags: []string{"deviceCodeFlow", "authenticationTransfer", "unknownFutureValue"}, none: true, closed: true}
 	vocabGuestTypes        = vocab{flags: []string{"internalGuest", "b2bCollaborationGuest", "b2bCollaborationMember",
-		"b2bDirectConnectUser", "otherExternalUser", "serviceProvider", "unknownFutureValue"}, none: true}
+		"b2bDirectConnectUser", "otherExternalUser", "serviceProvider", "unknownFutureValue"}, none: true, closed: true}
 	vocabBuiltInControls = vocab{names: []string{"block", "mfa", "compliantDevice", "domainJoinedDevice", "approvedApplication",
-		"compliantApplication", "passwordChange", "unknownFutureValue"}}
+		"compliantApplication", "passwordChange", "unknownFutureValue"}, closed: true}
 	vocabIDs = vocab{}
 )
 
@@ -54,6 +57,28 @@ func (v vocab) canon(s string) string {
 		return strings.ToLower(s)
 	}
 	return s
+}
+
+// recognised reports whether t is a value the vocabulary knows. Only a closed vocabulary (an enum)
+// can say no; lists of ids and tokens take any id.
+func (v vocab) recognised(t string) bool {
+	if !v.closed {
+		return true
+	}
+	if strings.EqualFold(t, "unknownFutureValue") {
+		return false
+	}
+	for _, n := range v.names {
+		if strings.EqualFold(t, n) {
+			return true
+		}
+	}
+	for _, n := range v.flags {
+		if strings.EqualFold(t, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // isFlags reports whether v is a flags enum, whose list items may be comma-joined or numeric.
@@ -225,7 +250,18 @@ func normConditions(c Conditions) Conditions {
 		ServicePrincipalRiskLevels: vocabRiskLevels.norm(c.ServicePrincipalRiskLevels),
 		InsiderRiskLevels:          vocabInsiderRisk.norm(c.InsiderRiskLevels),
 		AuthenticationFlows:        normFlows(c.AuthenticationFlows),
+		Unrecognised:               normPaths(c.Unrecognised),
 	}
+}
+
+// normPaths sorts and deduplicates the paths of unrecognised properties, nil when there are none.
+func normPaths(paths []string) []string {
+	if len(paths) == 0 {
+		return nil
+	}
+	out := slices.Clone(paths)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func normUsers(u *Users) *Users {
@@ -379,7 +415,8 @@ func normStrength(s *AuthenticationStrength) *AuthenticationStrength {
 	}
 }
 
-// normGrant drops a grant that requires nothing: an operator without controls is not a grant.
+// normGrant drops a grant that requires nothing: an operator without controls is not a grant. A grant
+// with unrecognised properties is kept: what it requires is not known.
 func normGrant(g *GrantControls) *GrantControls {
 	if g == nil {
 		return nil
@@ -390,9 +427,10 @@ func normGrant(g *GrantControls) *GrantControls {
 		CustomAuthenticationFactors: vocabIDs.norm(g.CustomAuthenticationFactors),
 		TermsOfUse:                  vocabIDs.norm(g.TermsOfUse),
 		AuthenticationStrength:      normStrength(g.AuthenticationStrength),
+		Unrecognised:                normPaths(g.Unrecognised),
 	}
 	if out.BuiltInControls == nil && out.CustomAuthenticationFactors == nil && out.TermsOfUse == nil &&
-		out.AuthenticationStrength == nil {
+		out.AuthenticationStrength == nil && out.Unrecognised == nil {
 		return nil
 	}
 	return &out

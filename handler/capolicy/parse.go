@@ -17,8 +17,11 @@ import (
 //     (guestOrExternalUserTypes 63), control names in any case ("MFA").
 //
 // Lists may also arrive as a single string or hold numbers. A missing or unknown state is
-// StateUnknown, not an error: the rules then refuse to count the policy as enforced. Anything that is
-// not a JSON object, or whose values have the wrong JSON type, is an error.
+// StateUnknown, not an error: the rules then refuse to count the policy as enforced. Enum values it
+// does not know are kept as written, and properties of the conditions or grant controls it does not
+// model are listed in Conditions.Unrecognised and GrantControls.Unrecognised; the rules read both as
+// narrowing the policy, never as widening it. Anything that is not a JSON object, or whose values have
+// the wrong JSON type, is an error.
 func ParsePolicy(b []byte) (Policy, error) {
 	if t := bytes.TrimLeft(b, jsonSpace); len(t) == 0 || t[0] != '{' {
 		return Policy{}, errors.New("parse policy: not a JSON object")
@@ -174,9 +177,13 @@ type wireConditions struct {
 	SignInRiskLevels           list              `json:"signInRiskLevels"`
 	ServicePrincipalRiskLevels list              `json:"servicePrincipalRiskLevels"`
 	InsiderRiskLevels          list              `json:"insiderRiskLevels"`
-	AuthenticationFlows        *struct {
-		TransferMethods list `json:"transferMethods"`
-	} `json:"authenticationFlows"`
+	AuthenticationFlows        *wireFlows        `json:"authenticationFlows"`
+	extra                      []string          // keys caguard does not model that carry a value; see unmodelled
+}
+
+type wireFlows struct {
+	TransferMethods list `json:"transferMethods"`
+	extra           []string
 }
 
 type wireUsers struct {
@@ -188,15 +195,20 @@ type wireUsers struct {
 	ExcludeRoles                 list        `json:"excludeRoles"`
 	IncludeGuestsOrExternalUsers *wireGuests `json:"includeGuestsOrExternalUsers"`
 	ExcludeGuestsOrExternalUsers *wireGuests `json:"excludeGuestsOrExternalUsers"`
+	extra                        []string    // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireGuests struct {
-	GuestOrExternalUserTypes list `json:"guestOrExternalUserTypes"`
-	ExternalTenants          *struct {
-		ODataType      text `json:"@odata.type"`
-		MembershipKind text `json:"membershipKind"`
-		Members        list `json:"members"`
-	} `json:"externalTenants"`
+	GuestOrExternalUserTypes list         `json:"guestOrExternalUserTypes"`
+	ExternalTenants          *wireTenants `json:"externalTenants"`
+	extra                    []string     // keys caguard does not model that carry a value; see unmodelled
+}
+
+type wireTenants struct {
+	ODataType      text `json:"@odata.type"`
+	MembershipKind text `json:"membershipKind"`
+	Members        list `json:"members"`
+	extra          []string
 }
 
 type wireFilter struct {
@@ -210,6 +222,7 @@ type wireApplications struct {
 	IncludeUserActions                          list        `json:"includeUserActions"`
 	IncludeAuthenticationContextClassReferences list        `json:"includeAuthenticationContextClassReferences"`
 	ApplicationFilter                           *wireFilter `json:"applicationFilter"`
+	extra                                       []string    // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireClientApps struct {
@@ -219,20 +232,23 @@ type wireClientApps struct {
 	IncludeAgentIDServicePrincipals list        `json:"includeAgentIdServicePrincipals"`
 	ExcludeAgentIDServicePrincipals list        `json:"excludeAgentIdServicePrincipals"`
 	AgentIDServicePrincipalFilter   *wireFilter `json:"agentIdServicePrincipalFilter"`
+	extra                           []string    // keys caguard does not model that carry a value; see unmodelled
 }
 
 // wireInclExcl holds platforms and locations, whose include/exclude keys differ only in the noun.
 type wireInclExcl struct {
-	IncludePlatforms list `json:"includePlatforms"`
-	ExcludePlatforms list `json:"excludePlatforms"`
-	IncludeLocations list `json:"includeLocations"`
-	ExcludeLocations list `json:"excludeLocations"`
+	IncludePlatforms list     `json:"includePlatforms"`
+	ExcludePlatforms list     `json:"excludePlatforms"`
+	IncludeLocations list     `json:"includeLocations"`
+	ExcludeLocations list     `json:"excludeLocations"`
+	extra            []string // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireDevices struct {
 	DeviceFilter   *wireFilter `json:"deviceFilter"`
 	IncludeDevices list        `json:"includeDevices"`
 	ExcludeDevices list        `json:"excludeDevices"`
+	extra          []string    // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireGrant struct {
@@ -241,6 +257,7 @@ type wireGrant struct {
 	CustomAuthenticationFactors list          `json:"customAuthenticationFactors"`
 	TermsOfUse                  list          `json:"termsOfUse"`
 	AuthenticationStrength      *wireStrength `json:"authenticationStrength"`
+	extra                       []string      // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireStrength struct {
@@ -289,6 +306,7 @@ func (w *wirePolicy) policy() Policy {
 			SignInRiskLevels:           c.SignInRiskLevels,
 			ServicePrincipalRiskLevels: c.ServicePrincipalRiskLevels,
 			InsiderRiskLevels:          c.InsiderRiskLevels,
+			Unrecognised:               c.unrecognised(),
 		}
 		if u := c.Users; u != nil {
 			p.Conditions.Users = &Users{
@@ -340,6 +358,9 @@ func (w *wirePolicy) policy() Policy {
 			BuiltInControls:             g.BuiltInControls,
 			CustomAuthenticationFactors: g.CustomAuthenticationFactors,
 			TermsOfUse:                  g.TermsOfUse,
+		}
+		for _, k := range g.extra {
+			p.GrantControls.Unrecognised = append(p.GrantControls.Unrecognised, "grantControls."+k)
 		}
 		if s := g.AuthenticationStrength; s != nil {
 			p.GrantControls.AuthenticationStrength = &AuthenticationStrength{

@@ -72,6 +72,35 @@ func TestParsePolicy(t *testing.T) {
 				}
 				equal(t, "members", g.ExternalTenants.Members, []string{"0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"})
 			}},
+		{"properties the model does not know are listed when they hold a value",
+			`{"conditions":{"times":null,"futureCondition":{"includeThings":["x"]},"emptyCondition":{"a":[],"b":null},"userRiskLevels@odata.type":"#Collection(microsoft.graph.riskLevel)",` +
+				`"users":{"includeUsers":["All"],"excludeFutureIdentities":["All"],"excludeGuestsOrExternalUsers":{"guestOrExternalUserTypes":"internalGuest","futureFlag":true,"externalTenants":{"membershipKind":"all","futureTenants":"x"}}},` +
+				`"applications":{"includeApplications":["All"],"globalSecureAccess":null,"networkAccess":{"isEnabled":false}},"platforms":{"includePlatforms":["all"],"futurePlatformRule":"x"}},` +
+				`"grantControls":{"operator":"OR","builtInControls":["mfa"],"authenticationStrength@odata.context":"x","futureAlternative":{"id":"y"}}}`,
+			func(t *testing.T, p Policy) {
+				equal(t, "conditions", p.Conditions.Unrecognised, []string{
+					"conditions.applications.networkAccess",
+					"conditions.futureCondition",
+					"conditions.platforms.futurePlatformRule",
+					"conditions.users.excludeFutureIdentities",
+					"conditions.users.excludeGuestsOrExternalUsers.externalTenants.futureTenants",
+					"conditions.users.excludeGuestsOrExternalUsers.futureFlag",
+				})
+				equal(t, "grantControls", p.GrantControls.Unrecognised, []string{"grantControls.futureAlternative"})
+			}},
+		{"a grant holding only an unknown property is kept", `{"grantControls":{"operator":"OR","builtInControls":[],"futureAlternative":"x"}}`,
+			func(t *testing.T, p Policy) {
+				if p.GrantControls == nil {
+					t.Fatal("grantControls: got nil, want the grant kept for its unknown property")
+				}
+				equal(t, "grantControls", p.GrantControls.Unrecognised, []string{"grantControls.futureAlternative"})
+			}},
+		{"enum values the model does not know are kept as written", `{"conditions":{"clientAppTypes":["futureType"],"users":{"excludeGuestsOrExternalUsers":{"guestOrExternalUserTypes":"internalGuest,futureGuest"}}},"grantControls":{"builtInControls":["futureControl"]}}`,
+			func(t *testing.T, p Policy) {
+				equal(t, "clientAppTypes", p.Conditions.ClientAppTypes, []string{"futureType"})
+				equal(t, "guest types", p.Conditions.Users.ExcludeGuestsOrExternalUsers.GuestOrExternalUserTypes, []string{"futureGuest", "internalGuest"})
+				equal(t, "builtInControls", p.GrantControls.BuiltInControls, []string{"futureControl"})
+			}},
 		{"numeric transfer methods decode to names", `{"conditions":{"authenticationFlows":{"transferMethods":3}}}`,
 			func(t *testing.T, p Policy) {
 				equal(t, "transferMethods", p.Conditions.AuthenticationFlows.TransferMethods, []string{"authenticationTransfer", "deviceCodeFlow"})

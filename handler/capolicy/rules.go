@@ -31,6 +31,7 @@ const (
 	CodeWeakAuthStrength               = "WEAK_AUTH_STRENGTH"
 	CodeAuthStrengthUnresolved         = "AUTH_STRENGTH_UNRESOLVED"
 	CodeGrantORWithNonMFAAlternative   = "GRANT_OR_WITH_NON_MFA_ALTERNATIVE"
+	CodeUnrecognisedProperty           = "UNRECOGNISED_PROPERTY"
 )
 
 // Message templates, one per code. Rules publishes them; render fills them.
@@ -61,6 +62,7 @@ const (
 	msgWeakAuthStrength                    = "Requires authentication strength {strength}, which does not satisfy MFA (requirementsSatisfied is {requirement})."
 	msgAuthStrengthUnresolved              = "Requires authentication strength {id}, whose definition was not supplied, so it cannot be shown to satisfy MFA."
 	msgGrantORWithNonMFAAlternative        = "Accepts {alternatives} as an alternative to MFA (operator {operator}), so MFA is not required."
+	msgUnrecognisedProperty                = "Holds properties caguard does not recognise ({properties}); any of them may narrow the policy or offer an alternative to MFA, so it cannot count as requiring MFA."
 )
 
 // Rule describes one reason code: the rule it enforces, what a compliant policy has, and the
@@ -102,6 +104,7 @@ func Rules() []Rule {
 		{"R17", CodeWeakAuthStrength, "an authentication strength, when it is the only MFA candidate, has `requirementsSatisfied` `mfa`", msgWeakAuthStrength},
 		{"R17", CodeAuthStrengthUnresolved, "every authentication strength that matters can be resolved to a definition", msgAuthStrengthUnresolved},
 		{"R18", CodeGrantORWithNonMFAAlternative, "with `OR` (or no operator), every alternative is MFA: no other built-in control, terms of use, non-MFA strength or uncounted custom control", msgGrantORWithNonMFAAlternative},
+		{"R2-R18", CodeUnrecognisedProperty, "no property in the conditions or grant controls that caguard does not model, unless it is empty or null", msgUnrecognisedProperty},
 	}
 	return append(rules, reviewRules()...)
 }

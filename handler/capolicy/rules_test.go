@@ -25,7 +25,17 @@ names the closest one.
 Object and app ids compare without regard to case, and enum values (` + "`MFA`/`mfa`, `All`/`all`" + `) likewise.
 The target apps are configurable for sovereign clouds (default ` + "`" + AzureManagementAppID + "`" + `); the
 look-alike id ` + "`797f3427-79cd-4827-8132-47d473d450e4`" + ` is not the target. Custom controls count as MFA only
-when configured to. Microsoft-managed policies are judged like any other and flagged as such.
+when configured to. Microsoft-managed policies are judged like any other and flagged as such; a policy is
+Microsoft-managed when its display name starts with ` + "`" + MicrosoftManagedPrefix + "`" + ` (Microsoft's documented naming,
+which administrators cannot change; Graph has no property for it, and ` + "`templateId`" + ` only says that a policy,
+possibly an administrator's, was created from a template).
+
+A value caguard does not recognise never makes a policy look broader than it is. An unknown enum value
+(a client app type, platform, guest type, built-in control, Graph's ` + "`unknownFutureValue`" + `) is read as
+narrowing the policy and is marked "(not recognised)" in the reason; an unknown token in
+` + "`excludeApplications`" + ` counts as excluding Azure management; a missing or unknown state is never
+` + "`enabled`" + `; and a property of the conditions or grant controls that caguard does not model, when it holds a
+value, fails ` + "`" + CodeUnrecognisedProperty + "`" + `.
 
 Each failing rule adds a reason: a code and one sentence for the admin. Words in braces are filled in from
 the policy.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caguard/caguard/handler/capolicy"
 )
 
 // Remediation modes.
@@ -117,6 +119,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if strings.TrimSpace(c.ManagedPolicyName) != c.ManagedPolicyName || len(c.ManagedPolicyName) > 256 {
 		l.fail("MANAGED_POLICY_NAME", "must have no leading or trailing spaces and at most 256 characters")
+	}
+	if (capolicy.Policy{DisplayName: c.ManagedPolicyName}).MicrosoftManaged() {
+		// caguard never writes a policy so named, so it could create its policy once and never
+		// restore it.
+		l.fail("MANAGED_POLICY_NAME", "must not start with "+strconv.Quote(capolicy.MicrosoftManagedPrefix)+", which marks Microsoft-managed policies")
 	}
 	if c.InvocationTimeout <= 0 {
 		l.fail("INVOCATION_TIMEOUT", "must be positive")

@@ -120,6 +120,7 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"custom controls not a bool", map[string]string{"CUSTOM_CONTROLS_COUNT_AS_MFA": "maybe"}, nil, "CUSTOM_CONTROLS_COUNT_AS_MFA"},
 		{"service principal not a GUID", map[string]string{"CAGUARD_SERVICE_PRINCIPAL_ID": "caguard"}, nil, "CAGUARD_SERVICE_PRINCIPAL_ID"},
 		{"log level unknown", map[string]string{"LOG_LEVEL": "verbose"}, nil, "LOG_LEVEL"},
+		{"managed policy named like a Microsoft-managed one", map[string]string{"MANAGED_POLICY_NAME": "Microsoft-managed: MFA for Azure management"}, nil, "MANAGED_POLICY_NAME"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

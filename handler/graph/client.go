@@ -6,6 +6,10 @@
 // Contract:
 //   - Reads are complete or fail: every @odata.nextLink is followed, and an error on any page is an
 //     error for the whole call, never a silently shortened list.
+//   - Policies are read as raw JSON and parsed by capolicy.ParsePolicy, never through the SDK's
+//     models, which read an unknown member of an enum collection as the enum's zero value (an
+//     unknown client app type as "all") and drop what they do not model: an unknown value or
+//     property reaches the rules, which read it as narrowing the policy.
 //   - A policy whose state Graph left out (or sent as an unknown value) is an error, never "enabled";
 //     writes always send the state explicitly.
 //   - UpdatePolicy PATCHes only the listed top-level properties, so nothing else of the policy can be

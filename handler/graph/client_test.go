@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,25 +38,55 @@ type env struct {
 	c   *Client
 }
 
+// freshPorts remembers every emulator address this test process has used; see startFresh.
+var freshPorts = struct {
+	sync.Mutex
+	used map[string]bool
+}{used: map[string]bool{}}
+
+// startFresh starts an emulator on a port no earlier emulator of this process listened on. MSAL caches
+// managed-identity tokens process-wide, keyed by resource, and the resource is the Graph host and
+// port: an emulator on a reused port would be handed the token an earlier one signed, which it
+// rejects (401, invalid signature). A port the system hands out again is kept open until the test
+// ends, so the next try gets another.
+func startFresh(t *testing.T, fo graphfake.Options, seed func(*graphfake.Server)) *graphfake.Server {
+	t.Helper()
+	for range 50 {
+		srv, err := graphfake.New(fo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed(srv)
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		freshPorts.Lock()
+		used := freshPorts.used[srv.URL()]
+		freshPorts.used[srv.URL()] = true
+		freshPorts.Unlock()
+		if !used {
+			return srv
+		}
+	}
+	t.Fatal("no unused loopback port after 50 tries")
+	return nil
+}
+
 // setup starts an emulator seeded with a scenario from scripts/scenarios and a Client that gets its
 // tokens from the emulator's managed-identity endpoint, as it would on App Service. Each emulator
-// listens on its own port, so each test asks for its own token resource and MSAL's process-wide
-// managed-identity cache cannot leak a token between tests.
+// listens on a port of its own (startFresh), so each test asks for its own token resource and MSAL's
+// process-wide managed-identity cache cannot leak a token between tests.
 func setup(t *testing.T, fo graphfake.Options, scenario string, mod func(*Options)) env {
 	t.Helper()
-	srv, err := graphfake.New(fo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if scenario != "" {
+	srv := startFresh(t, fo, func(srv *graphfake.Server) {
+		if scenario == "" {
+			return
+		}
 		if err := srv.LoadScenario(filepath.Join("..", "..", "scripts", "scenarios", scenario)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
+	})
 	t.Setenv("IDENTITY_ENDPOINT", srv.IdentityEndpoint())
 	t.Setenv("IDENTITY_HEADER", srv.IdentityHeader())
 	for _, k := range []string{"IDENTITY_SERVER_THUMBPRINT", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"} {
@@ -155,7 +186,7 @@ func TestListPoliciesFollowsEveryPageAndMapsTheModel(t *testing.T) {
 	})
 	t.Run("comma-separated guest types become a list", func(t *testing.T) {
 		g := guests.Conditions.Users.IncludeGuestsOrExternalUsers
-		if g == nil || !slices.Equal(g.GuestOrExternalUserTypes, []string{"internalGuest", "b2bCollaborationGuest", "b2bCollaborationMember"}) {
+		if g == nil || !slices.Equal(g.GuestOrExternalUserTypes, []string{"b2bCollaborationGuest", "b2bCollaborationMember", "internalGuest"}) {
 			t.Fatalf("guests: %+v", g)
 		}
 		if g.ExternalTenants == nil || g.ExternalTenants.MembershipKind != "all" {
@@ -169,9 +200,9 @@ func TestListPoliciesFollowsEveryPageAndMapsTheModel(t *testing.T) {
 			t.Errorf("session: %+v", s)
 		}
 	})
-	t.Run("Microsoft-managed policies keep their templateId", func(t *testing.T) {
-		if !msManaged.MicrosoftManaged() {
-			t.Errorf("templateId lost: %+v", msManaged)
+	t.Run("Microsoft-managed policies are recognised and keep their templateId", func(t *testing.T) {
+		if !msManaged.MicrosoftManaged() || msManaged.TemplateID != "eeeeeeee-0000-0000-0000-000000000001" {
+			t.Errorf("got managed %v, templateId %q: %+v", msManaged.MicrosoftManaged(), msManaged.TemplateID, msManaged)
 		}
 	})
 	t.Run("the authentication strength is expanded", func(t *testing.T) {
@@ -182,6 +213,72 @@ func TestListPoliciesFollowsEveryPageAndMapsTheModel(t *testing.T) {
 		p := strength.Conditions.Platforms
 		if p == nil || !slices.Equal(p.IncludePlatforms, []string{"all"}) || !slices.Equal(p.ExcludePlatforms, []string{"linux"}) {
 			t.Errorf("platforms: %+v", p)
+		}
+	})
+}
+
+// TestReadsFailClosed reads, through the real SDK adapter and the emulator, policies holding what this
+// version does not know. The SDK's models would read an unknown client app type as "all", drop an
+// excluded guest selection whose type they do not know, and lose an unknown property: each policy
+// would then pass. Read as raw JSON, each fails the rule it touches, saying why.
+func TestReadsFailClosed(t *testing.T) {
+	e := setup(t, graphfake.Options{PageSize: 2}, "unrecognised.json", nil)
+	ctx := context.Background()
+	ps, err := e.c.ListPolicies(ctx)
+	if err != nil {
+		t.Fatalf("ListPolicies: %v", err)
+	}
+	if n := len(e.srv.CallsTo("GET " + policiesPath)); n != 3 {
+		t.Errorf("pages fetched: got %d, want 3", n)
+	}
+	want := []string{"cccccccc-0000-0000-0000-000000000001", "cccccccc-0000-0000-0000-000000000002", "cccccccc-0000-0000-0000-000000000003",
+		"cccccccc-0000-0000-0000-000000000004", "cccccccc-0000-0000-0000-000000000005", "cccccccc-0000-0000-0000-000000000006"}
+	if got := ids(ps); !slices.Equal(got, want) {
+		t.Fatalf("ids: got %v, want %v (every page, in order)", got, want)
+	}
+	cfg := capolicy.Config{BreakGlassGroupIDs: []string{breakGlassGroup}}
+	members := map[string][]string{breakGlassGroup: {"11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"}}
+	cfg.BreakGlassUserIDs = members[breakGlassGroup]
+	rep := capolicy.Evaluate(capolicy.Tenant{Policies: ps, GroupMembers: members}, cfg)
+
+	tests := []struct {
+		name    string
+		managed bool
+		codes   []string
+		says    string // a substring of the last reason
+	}{
+		{"a Microsoft-managed policy is recognised by its name", true, []string{capolicy.CodeStateReportOnly}, "report-only"},
+		{"a policy an administrator created from a template is the administrator's", false, nil, ""},
+		{"an unknown client app type is not all", false, []string{capolicy.CodeClientAppTypesNarrowed}, "futureClientType (not recognised)"},
+		{"an unknown excluded guest type still excludes guests", false, []string{capolicy.CodeExcludesGuests}, "futureGuestKind (not recognised)"},
+		{"an unknown built-in control is an alternative to MFA", false, []string{capolicy.CodeGrantORWithNonMFAAlternative}, "futureControl (not recognised)"},
+		{"an unknown user condition is not dropped", false, []string{capolicy.CodeUnrecognisedProperty}, "conditions.users.excludeFutureIdentities"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rep.Policies[i]
+			if r.MicrosoftManaged != tt.managed {
+				t.Errorf("microsoftManaged: got %v, want %v", r.MicrosoftManaged, tt.managed)
+			}
+			var codes []string
+			for _, reason := range r.Reasons {
+				codes = append(codes, reason.Code)
+			}
+			if !slices.Equal(codes, tt.codes) {
+				t.Fatalf("codes: got %v, want %v (%+v)", codes, tt.codes, r.Reasons)
+			}
+			if tt.says != "" && !strings.Contains(r.Reasons[len(r.Reasons)-1].Message, tt.says) {
+				t.Errorf("reason: got %q, want it to say %q", r.Reasons[len(r.Reasons)-1].Message, tt.says)
+			}
+		})
+	}
+	t.Run("a single read fails closed too", func(t *testing.T) {
+		p, err := e.c.GetPolicy(ctx, "cccccccc-0000-0000-0000-000000000003")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(p.Conditions.ClientAppTypes, []string{"futureClientType"}) {
+			t.Errorf("clientAppTypes: got %v, want [futureClientType]", p.Conditions.ClientAppTypes)
 		}
 	})
 }
@@ -326,7 +423,7 @@ func TestCreatePolicySendsStateExplicitly(t *testing.T) {
 	bu := back.Conditions.Users.ExcludeGuestsOrExternalUsers
 	if !slices.Equal(bu.GuestOrExternalUserTypes, []string{"internalGuest", "serviceProvider"}) ||
 		!slices.Equal(bu.ExternalTenants.Members, []string{"tenant-x"}) ||
-		!slices.Equal(back.Conditions.InsiderRiskLevels, []string{"minor", "elevated"}) {
+		!slices.Equal(back.Conditions.InsiderRiskLevels, []string{"elevated", "minor"}) {
 		t.Errorf("round trip: %+v %+v", bu, back.Conditions)
 	}
 
@@ -776,6 +873,10 @@ func TestUnusualAnswersAreErrorsNotPanics(t *testing.T) {
 		{"an error body that is not JSON", graphfake.Fault{Status: 502, Body: `<html>bad gateway</html>`, ContentType: "application/json"}, 502, "MalformedResponse", true},
 		{"an error without a body", graphfake.Fault{Status: 500, Body: " ", ContentType: "text/plain"}, 500, "", true},
 		{"a 401 is permanent", graphfake.Fault{Status: 401}, 401, "InvalidAuthenticationToken", false},
+		{"a success answer without a value collection", graphfake.Fault{Status: 200, Body: `{"@odata.context":"x"}`}, 200, "MalformedResponse", true},
+		{"a blank success answer", graphfake.Fault{Status: 200, Body: " ", ContentType: "application/json"}, 200, "MalformedResponse", true},
+		{"a policy that is not an object", graphfake.Fault{Status: 200, Body: `{"value":[42]}`}, 0, "InvalidPolicy", false},
+		{"a policy whose list holds an object", graphfake.Fault{Status: 200, Body: `{"value":[{"id":"x","state":"enabled","conditions":{"clientAppTypes":[{}]}}]}`}, 0, "InvalidPolicy", false},
 		{"a nextLink to another host", graphfake.Fault{Status: 200, Body: `{"value":[],"@odata.nextLink":"https://elsewhere.example/v1.0/identity/conditionalAccess/policies?$skiptoken=2"}`}, 0, "InvalidPaging", false},
 	}
 	for _, tt := range tests {

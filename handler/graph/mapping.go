@@ -15,9 +15,11 @@ import (
 // turned into Graph's spellings, and flag enums (sent by Graph as one comma-separated string) into
 // one string per member.
 //
-// Graph v1.0 answers an enum member the client does not know as "unknownFutureValue" unless the
-// request opts in with "Prefer: include-unknown-enum-members", which this package never sends; so
-// the SDK's enums, which cannot hold unknown members, see every value Graph sends.
+// Graph v1.0 answers a member of an evolvable enum that the client does not know as
+// "unknownFutureValue" unless the request opts in with "Prefer: include-unknown-enum-members", which
+// this package never sends. That covers only members added after the enum's sentinel; a value the
+// SDK does not know still becomes the enum's zero value or drops the property. So policies are read
+// as raw JSON (policyFromJSON); only the answer to a create goes through the SDK's model.
 
 // Policy properties UpdatePolicy can write.
 const (
@@ -36,7 +38,20 @@ func writableField(f string) bool {
 	return false
 }
 
-// policyFromSDK converts a policy read from Graph. A missing state is an error: the SDK's enum
+// policyFromJSON parses a policy as Graph answered it. A missing or unknown state is an error, as
+// it is for policyFromSDK: the policy must not be evaluated, and must never read as enabled.
+func policyFromJSON(raw []byte) (capolicy.Policy, error) {
+	p, err := capolicy.ParsePolicy(raw)
+	if err != nil {
+		return capolicy.Policy{}, err
+	}
+	if p.State == capolicy.StateUnknown {
+		return p, fmt.Errorf("policy %s has no state (absent or not a known value)", p.ID)
+	}
+	return p, nil
+}
+
+// policyFromSDK converts a policy the SDK decoded (the answer to a create). A missing state is an error: the SDK's enum
 // would read it as "enabled".
 func policyFromSDK(m models.ConditionalAccessPolicyable) (capolicy.Policy, error) {
 	var p capolicy.Policy

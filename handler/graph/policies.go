@@ -2,6 +2,8 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -102,28 +104,62 @@ func eachItem[T any, P page[T]](c *Client, op, perm string, cl *call, get func(l
 // ListPolicies returns every Conditional Access policy, following every page. Strengths that Graph
 // answered by id only are completed from /policies/authenticationStrengthPolicies.
 // Needs Policy.Read.All.
+//
+// Policies are read as raw JSON and parsed by capolicy.ParsePolicy, not through the SDK's models:
+// in a collection they turn an enum value they do not know into the enum's zero value (an unknown
+// client app type reads as "all"), they drop a flags property holding an unknown member
+// (excludeGuestsOrExternalUsers vanishes), and they lose properties they do not model; each would
+// make a policy look broader than it is. ParsePolicy keeps unknown values as written and lists
+// unknown properties, and the rules read both as narrowing.
 func (c *Client) ListPolicies(ctx context.Context) ([]capolicy.Policy, error) {
 	const op = "list policies"
 	ctx, cl := c.begin(ctx, op, PermReadPolicies)
 	b := c.policiesBuilder()
 	out := []capolicy.Policy{}
-	err := eachItem(c, op, PermReadPolicies, cl,
-		func(link string) (models.ConditionalAccessPolicyCollectionResponseable, error) {
-			if link == "" {
-				return b.Get(ctx, nil)
-			}
-			return b.WithUrl(link).Get(ctx, nil)
-		},
-		func(m models.ConditionalAccessPolicyable) error {
-			p, err := policyFromSDK(m)
+	pg := pager{c: c}
+	link := ""
+	for {
+		var ri *abstractions.RequestInformation
+		var err error
+		if link == "" {
+			ri, err = b.ToGetRequestInformation(ctx, nil)
+		} else {
+			ri, err = b.WithUrl(link).ToGetRequestInformation(ctx, nil)
+		}
+		if err != nil {
+			return nil, classify(op, PermReadPolicies, err, cl)
+		}
+		body, err := c.getRaw(ctx, ri)
+		if err != nil {
+			return nil, classify(op, PermReadPolicies, err, cl)
+		}
+		var page struct {
+			Value    *[]json.RawMessage `json:"value"`
+			NextLink *string            `json:"@odata.nextLink"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			return nil, classify(op, PermReadPolicies, fmt.Errorf("policy page: %w", err), cl)
+		}
+		if page.Value == nil {
+			// A page without a collection is not an empty tenant: evaluating it as one would report
+			// that nothing requires MFA, or worse, hide the policies that do not.
+			return nil, classify(op, PermReadPolicies, errors.New("graph answered a page without a value collection"), cl)
+		}
+		for i, raw := range *page.Value {
+			p, err := policyFromJSON(raw)
 			if err != nil {
-				return &Error{Op: op, Code: "InvalidPolicy", Message: err.Error()}
+				return nil, &Error{Op: op, Code: "InvalidPolicy", Message: fmt.Sprintf("item %d of page %d: %v", i, pg.pages+1, err)}
 			}
 			out = append(out, p)
-			return nil
-		})
-	if err != nil {
-		return nil, err
+		}
+		next, ok, err := pg.next(page.NextLink)
+		if err != nil {
+			return nil, &Error{Op: op, Code: "InvalidPaging", Message: err.Error()}
+		}
+		if !ok {
+			break
+		}
+		link = next
 	}
 	if err := c.completeStrengths(ctx, op, out); err != nil {
 		return nil, err
@@ -131,18 +167,22 @@ func (c *Client) ListPolicies(ctx context.Context) ([]capolicy.Policy, error) {
 	return out, nil
 }
 
-// GetPolicy returns one policy. Needs Policy.Read.All.
+// GetPolicy returns one policy, read as raw JSON like ListPolicies. Needs Policy.Read.All.
 func (c *Client) GetPolicy(ctx context.Context, id string) (capolicy.Policy, error) {
 	const op = "get policy"
 	if id == "" {
 		return capolicy.Policy{}, &Error{Op: op, Code: "ClientError", Message: "empty policy id"}
 	}
 	ctx, cl := c.begin(ctx, op, PermReadPolicies)
-	m, err := c.policiesBuilder().ByConditionalAccessPolicyId(id).Get(ctx, nil)
+	ri, err := c.policiesBuilder().ByConditionalAccessPolicyId(id).ToGetRequestInformation(ctx, nil)
 	if err != nil {
 		return capolicy.Policy{}, classify(op, PermReadPolicies, err, cl)
 	}
-	p, err := policyFromSDK(m)
+	body, err := c.getRaw(ctx, ri)
+	if err != nil {
+		return capolicy.Policy{}, classify(op, PermReadPolicies, err, cl)
+	}
+	p, err := policyFromJSON(body)
 	if err != nil {
 		return capolicy.Policy{}, &Error{Op: op, Code: "InvalidPolicy", Message: err.Error()}
 	}
@@ -151,6 +191,21 @@ func (c *Client) GetPolicy(ctx context.Context, id string) (capolicy.Policy, err
 		return capolicy.Policy{}, err
 	}
 	return ps[0], nil
+}
+
+// getRaw sends a request the SDK built and returns the answer's body undecoded. Errors go through
+// the same OData error mapping as the SDK's own request builders, so classify sees what it sees for
+// any other call; an empty success body is an error, never an empty answer.
+func (c *Client) getRaw(ctx context.Context, ri *abstractions.RequestInformation) ([]byte, error) {
+	v, err := c.adapter.SendPrimitive(ctx, ri, "[]byte", abstractions.ErrorMappings{"XXX": odataerrors.CreateODataErrorFromDiscriminatorValue})
+	if err != nil {
+		return nil, err
+	}
+	b, ok := v.([]byte)
+	if !ok || len(b) == 0 {
+		return nil, errors.New("graph answered an empty body")
+	}
+	return b, nil
 }
 
 // CreatePolicy creates p (display name, state, conditions, grant and session controls) and returns

@@ -94,10 +94,12 @@ func (s *Server) ClearFaults() {
 
 // Calls returns a copy of the calls recorded so far, oldest first.
 func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.callsMu.Lock()
+	defer s.callsMu.Unlock()
 	out := make([]Call, len(s.calls))
-	copy(out, s.calls)
+	for i, c := range s.calls {
+		out[i] = *c
+	}
 	return out
 }
 
@@ -124,8 +126,10 @@ func (s *Server) CallsTo(match string) []Call {
 
 // Reset forgets the recorded calls and every injected fault. Tenant data stays.
 func (s *Server) Reset() {
-	s.mu.Lock()
+	s.callsMu.Lock()
 	s.calls = nil
+	s.callsMu.Unlock()
+	s.mu.Lock()
 	s.faults = nil
 	s.mu.Unlock()
 }

@@ -23,9 +23,10 @@
 //     user that is a group member.
 //   - Groups' transitiveMembers (nested groups expanded, $select honoured) and authentication strength
 //     policies, with Microsoft's three built-in strengths always present.
-//   - Every request is recorded (Calls) and faults can be injected (Inject): throttling, server errors,
-//     slow answers, dropped connections, malformed or message-less bodies, and writes whose body is
-//     partly ignored.
+//   - Every request is recorded (Calls) before any answer to it leaves, so a client that has seen its
+//     request fail or succeed finds it on record; faults can be injected (Inject): throttling, server
+//     errors, slow answers, dropped connections, malformed or message-less bodies, and writes whose
+//     body is partly ignored.
 //
 // The server is safe for concurrent use. It imports only the standard library so that tests using it
 // build in seconds.
@@ -108,10 +109,13 @@ type Server struct {
 	srv *http.Server
 	ln  net.Listener
 
-	mu      sync.Mutex
-	root    string // http://127.0.0.1:port, set by Start
-	tenant  tenant
-	calls   []Call
+	mu     sync.Mutex
+	root   string // http://127.0.0.1:port, set by Start
+	tenant tenant
+	// callsMu guards calls and the fields of each recorded call. It is apart from mu because a
+	// status is recorded while a handler may hold mu.
+	callsMu sync.Mutex
+	calls   []*Call
 	faults  []*faultState
 	started bool
 	closed  bool
@@ -220,7 +224,7 @@ func (s *Server) Token() string {
 // serveHTTP records the call, applies any matching fault and routes the request.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.opts.Now()
-	call := Call{
+	call := &Call{
 		Time:   start,
 		Method: r.Method,
 		Path:   r.URL.Path,
@@ -229,17 +233,28 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, bodyErr := readBody(r)
 	call.Body = body
-	rec := &recorder{ResponseWriter: w}
+	// The call is on record before any answer can reach the client: a test that reads Calls as
+	// soon as its request returns (or its connection drops) must find it there. Status is set
+	// when the status line is written, before any byte of the answer goes out.
+	s.callsMu.Lock()
+	s.calls = append(s.calls, call)
+	s.callsMu.Unlock()
+	rec := &recorder{ResponseWriter: w, onStatus: func(code int) {
+		s.callsMu.Lock()
+		call.Status = code
+		s.callsMu.Unlock()
+	}}
 	defer func() {
-		call.Status = rec.status
-		call.Duration = s.opts.Now().Sub(start)
-		s.mu.Lock()
-		s.calls = append(s.calls, call)
-		s.mu.Unlock()
+		d := s.opts.Now().Sub(start)
+		s.callsMu.Lock()
+		call.Duration = d
+		s.callsMu.Unlock()
 	}()
 
 	if f := s.takeFault(r.Method, r.URL.Path); f != nil {
+		s.callsMu.Lock()
 		call.Fault = true
+		s.callsMu.Unlock()
 		if s.applyFault(rec, w, r, f) {
 			return
 		}
@@ -310,22 +325,24 @@ func redactHeader(h http.Header) http.Header {
 	return out
 }
 
-// recorder remembers the status written.
+// recorder reports the status written, once, before it is sent.
 type recorder struct {
 	http.ResponseWriter
-	status int
+	onStatus func(int)
+	wrote    bool
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
+	if !r.wrote {
+		r.wrote = true
+		r.onStatus(code)
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
 	}
 	return r.ResponseWriter.Write(b)
 }

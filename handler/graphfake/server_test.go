@@ -671,6 +671,7 @@ func TestScenarioFiles(t *testing.T) {
 		{"compliant.json", 2, 1},
 		{"drifted.json", 5, 3},
 		{"empty.json", 0, 0},
+		{"unrecognised.json", 6, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

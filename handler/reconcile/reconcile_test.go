@@ -185,6 +185,9 @@ func weakened(p capolicy.Policy) capolicy.Policy {
 	return p
 }
 
+// msManagedName is a Microsoft-managed policy's name: Microsoft's policies carry the prefix.
+const msManagedName = capolicy.MicrosoftManagedPrefix + ": Multifactor authentication for Azure management"
+
 func managed(st capolicy.State) capolicy.Policy {
 	p := capolicy.Desired(cfg())
 	p.ID = "bbbbbbbb-0000-4000-8000-000000000001"
@@ -215,6 +218,7 @@ func TestReconcile(t *testing.T) {
 		performed   bool
 		wantAlert   bool
 		check       func(t *testing.T, s *memStore)
+		managedName string // MANAGED_POLICY_NAME, when not the default
 	}{
 		{name: "compliant tenant: nothing written, no alert",
 			policies: []capolicy.Policy{adminPolicy("p1", capolicy.StateEnabled)}, remediate: true, act: true,
@@ -309,12 +313,21 @@ func TestReconcile(t *testing.T) {
 			}()}, remediate: true, act: true,
 			wantVerdict: capolicy.VerdictNonCompliant, wantAction: ActionSkip, wantAlert: true},
 		{name: "a Microsoft-managed policy with the managed name is never written",
+			managedName: msManagedName,
+			policies: []capolicy.Policy{func() capolicy.Policy {
+				p := weakened(managed(capolicy.StateEnabled))
+				p.DisplayName = msManagedName
+				p.TemplateID = "c7503427-338e-4c5e-902d-abe252abfde8"
+				return p
+			}()}, remediate: true, act: true,
+			wantVerdict: capolicy.VerdictNonCompliant, wantAction: ActionSkip, wantAlert: true},
+		{name: "a managed policy an administrator created from a template is restored like any other",
 			policies: []capolicy.Policy{func() capolicy.Policy {
 				p := weakened(managed(capolicy.StateEnabled))
 				p.TemplateID = "c7503427-338e-4c5e-902d-abe252abfde8"
 				return p
 			}()}, remediate: true, act: true,
-			wantVerdict: capolicy.VerdictNonCompliant, wantAction: ActionSkip, wantAlert: true},
+			wantVerdict: capolicy.VerdictNonCompliant, wantAction: ActionUpdate, performed: true, wantAlert: true},
 		{name: "a break-glass group with an ordinary member cannot be fixed by a restore",
 			policies: []capolicy.Policy{weakened(adminPolicy("p1", capolicy.StateEnabled))},
 			groups:   map[string][]string{bgGroup: {bgUser, someone}}, remediate: true, act: true,
@@ -329,6 +342,9 @@ func TestReconcile(t *testing.T) {
 			before := snapshot(t, store.policies)
 			sk := &sink{name: "test"}
 			r := newReconciler(store, tt.remediate, sk)
+			if tt.managedName != "" {
+				r.Policy.ManagedPolicyName = tt.managedName
+			}
 			out, err := r.Reconcile(context.Background(), Request{Trigger: TriggerSweep, Act: tt.act})
 			if err != nil {
 				t.Fatal(err)

@@ -156,6 +156,8 @@ func TestOwnership(t *testing.T) {
 	})
 	t.Run("a recorded id that names a policy Microsoft manages is never written", func(t *testing.T) {
 		p := weakened(managed(capolicy.StateEnabled))
+		// Microsoft's own policies carry its name prefix (and a templateId, as template-made ones do).
+		p.DisplayName = "Microsoft-managed: Multifactor authentication for Azure management"
 		p.TemplateID = "c7503427-338e-4c5e-902d-abe252abfde8"
 		store := &memStore{policies: []capolicy.Policy{p}}
 		owner := &MemoryOwnership{}
