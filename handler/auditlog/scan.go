@@ -193,9 +193,11 @@ func isDelim(c byte) bool {
 // Every marker ends in a space followed by a word, so the scan jumps from space to space
 // (bytes.IndexByte) and compares a few bytes, ignoring ASCII case, at each one.
 func (d *decoder) mayMatter(b []byte) bool {
-	if hasMarkerEscape(b) {
-		return true
-	}
+	return hasEscapeOf(b, markerByte) || d.markersIn(b)
+}
+
+// markersIn reports whether b holds a marker as it stands (see mayMatter).
+func (d *decoder) markersIn(b []byte) bool {
 	groupsChecked := false
 	for i := 0; ; {
 		j := bytes.IndexByte(b[i:], ' ')
@@ -269,23 +271,53 @@ func prefixAt(b []byte, p int, prefix string) bool {
 
 // containsGroup reports whether b contains one of the break-glass group ids, ignoring ASCII case.
 func (d *decoder) containsGroup(b []byte) bool {
-	d.lower = d.lower[:0]
-	for _, c := range b {
-		d.lower = append(d.lower, lowerASCII(c))
-	}
 	for _, g := range d.groups {
-		if bytes.Contains(d.lower, []byte(g)) {
+		if indexFoldASCII(b, g) >= 0 {
 			return true
 		}
 	}
 	return false
 }
 
-// hasMarkerEscape reports whether b holds a \u00XX escape of a character that occurs in a marker or
-// a group id (a letter, digit, space or hyphen): such an escape could hide a marker from the byte
-// scan. Entra does not escape these, so in practice this never fires; the check costs one
-// bytes.Index. An escaped backslash followed by "u00" also fires; that costs a decode, nothing more.
-func hasMarkerEscape(b []byte) bool {
+// indexFoldASCII returns the index of the first match of lower (lower-case ASCII) in b, ignoring
+// ASCII case, or -1. It allocates nothing: it jumps (bytes.IndexByte) between occurrences of the
+// first byte of lower that has no case (a digit or hyphen, in a group id) and compares around each.
+func indexFoldASCII(b []byte, lower string) int {
+	anchor := -1
+	for i := 0; i < len(lower); i++ {
+		if c := lower[i]; c < 'a' || c > 'z' {
+			anchor = i
+			break
+		}
+	}
+	if anchor < 0 {
+		for i := 0; i+len(lower) <= len(b); i++ {
+			if equalFoldASCII(b[i:i+len(lower)], lower) {
+				return i
+			}
+		}
+		return -1
+	}
+	for i := anchor; i < len(b); {
+		j := bytes.IndexByte(b[i:], lower[anchor])
+		if j < 0 {
+			return -1
+		}
+		p := i + j - anchor
+		if p+len(lower) <= len(b) && equalFoldASCII(b[p:p+len(lower)], lower) {
+			return p
+		}
+		i += j + 1
+	}
+	return -1
+}
+
+// hasEscapeOf reports whether b holds a \u00XX escape of a character c for which hides(c) holds.
+// The pre-filter asks it about the characters that occur in a marker or a group id (markerByte):
+// such an escape could hide a marker from the byte scan. Entra does not escape these, so in practice
+// this never fires; the check costs one bytes.Index. An escaped backslash followed by "u00" also
+// fires; that costs a decode, nothing more.
+func hasEscapeOf(b []byte, hides func(byte) bool) bool {
 	for i := 0; ; {
 		j := bytes.Index(b[i:], []byte(`\u00`))
 		if j < 0 {
@@ -297,14 +329,17 @@ func hasMarkerEscape(b []byte) bool {
 		}
 		hi, ok1 := hexVal(b[p])
 		lo, ok2 := hexVal(b[p+1])
-		if ok1 && ok2 {
-			switch c := hi<<4 | lo; {
-			case c == ' ', c == '-', '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-				return true
-			}
+		if ok1 && ok2 && hides(hi<<4|lo) {
+			return true
 		}
 		i = i + j + 1
 	}
+}
+
+// markerByte reports the characters that occur in a marker or a group id: letters, digits, space
+// and hyphen.
+func markerByte(c byte) bool {
+	return c == ' ' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
 func lowerASCII(c byte) byte {

@@ -33,7 +33,7 @@ func TestStringsDecodeLikeEncodingJSON(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.lit), &want); err != nil {
 				t.Fatal(err)
 			}
-			data, _, err := decodeEnvelope(strings.NewReader(`{"Data":{"v":`+tt.lit+`}}`), 0)
+			data, _, err := decodeEnvelope(strings.NewReader(`{"Data":{"v":`+tt.lit+`}}`), 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,7 +52,7 @@ func TestInvalidEnvelopesAreRefused(t *testing.T) {
 		`{"Data":{"v":1}} x`, `{"Data":{"v":01}}`, `{"Data":{"v":"x"}`, `{"Data":[]}`, `[]`, ``,
 		`{"Data":{"v":[` + strings.Repeat("[", 20000) + `]}}`,
 	} {
-		if _, _, err := decodeEnvelope(strings.NewReader(body), 0); err == nil {
+		if _, _, err := decodeEnvelope(strings.NewReader(body), 0, nil); err == nil {
 			t.Errorf("accepted %q", body)
 		}
 	}
@@ -71,7 +71,7 @@ func FuzzEnvelopeDecoder(f *testing.F) {
 	f.Add([]byte(`{"Data":{"v":"\ud83d\ude00\u00e9\"\\"},"Metadata":{"n":1,"o":{"a":[1,"x"]}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		orig := bytes.Clone(body)
-		data, meta, err := decodeEnvelope(bytes.NewReader(body), int64(len(body)))
+		data, meta, err := decodeEnvelope(bytes.NewReader(body), int64(len(body)), nil)
 		if err != nil {
 			return
 		}

@@ -329,7 +329,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 }
 
 func TestValueDecoding(t *testing.T) {
-	data, _, err := decodeEnvelope(strings.NewReader(`{"Data":{"s":"\"hello\"","n":"4","o":{"a":1},"arr":"[1,2]","nul":null}}`), 0)
+	data, _, err := decodeEnvelope(strings.NewReader(`{"Data":{"s":"\"hello\"","n":"4","o":{"a":1},"arr":"[1,2]","nul":null}}`), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
