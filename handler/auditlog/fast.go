@@ -49,9 +49,6 @@ func ScanNoise(b []byte, f Filter) (int, Result, bool) {
 		return 0, Result{}, false
 	}
 	token := b[:n]
-	if hasEscapeOf(token, fastEscapeHides) {
-		return 0, Result{}, false
-	}
 	d := newDecoder(f)
 	if d.markersIn(token) {
 		return 0, Result{}, false
@@ -64,6 +61,19 @@ func ScanNoise(b []byte, f Filter) (int, Result, bool) {
 // a byte search, directly or by hiding an escape at a deeper level.
 func fastEscapeHides(c byte) bool {
 	return markerByte(c) || c == '\\'
+}
+
+// hidesAt reports whether b[p:] starts with "u00XX" where XX is the hex code of a character
+// fastEscapeHides: called for the byte after every backslash of the string that is not itself a
+// backslash, so that the walk finds every \u00XX escape of such a character at any level, as
+// hasEscapeOf(token, fastEscapeHides) would.
+func hidesAt(b []byte, p int) bool {
+	if p+5 > len(b) || b[p] != 'u' || b[p+1] != '0' || b[p+2] != '0' {
+		return false
+	}
+	hi, ok1 := hexVal(b[p+3])
+	lo, ok2 := hexVal(b[p+4])
+	return ok1 && ok2 && fastEscapeHides(hi<<4|lo)
 }
 
 // Level-1 states: the array of event strings.
@@ -132,14 +142,22 @@ func (s *noiseScan) walk() (int, bool) {
 	for s.i < len(b) {
 		c := b[s.i]
 		if s.l2 == l2Str && s.l1 == l1Elem && !s.l1Esc && !s.l2Esc {
-			// The common case: a run of plain bytes inside a string of an event body stands for
-			// itself at every level and changes nothing.
-			j := plainRun(b, s.i)
-			s.i = j
-			if j == len(b) {
+			// The common case: inside a string of an event body.
+			if !s.inString() {
+				return 0, false
+			}
+			if s.i == len(b) {
 				break
 			}
-			c = b[j]
+			c = b[s.i]
+		}
+		if s.l1 == l1Elem && !s.l1Esc && c != '"' && c != '\\' && c >= 0x20 {
+			// A plain byte inside an event string stands for itself at level 2.
+			s.i++
+			if !s.feed2(c) {
+				return 0, false
+			}
+			continue
 		}
 		if c == '\\' && s.l1 == l1Elem && !s.l1Esc {
 			if handled, ok := s.quoteRun(); handled {
@@ -161,7 +179,12 @@ func (s *noiseScan) walk() (int, bool) {
 				return 0, false
 			}
 			switch e := b[s.i+1]; e {
-			case '"', '\\', '/':
+			case '\\':
+				if hidesAt(b, s.i+2) {
+					return 0, false
+				}
+				c1 = e
+			case '"', '/':
 				c1 = e
 			case 'b':
 				c1 = '\b'
@@ -221,6 +244,107 @@ func plainRun(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// inString follows the inside of a string of an event body (level 2), from s.i, until that string
+// ends or the input does; it reports false when the batch needs the full decode. It is the walk's
+// inner loop, so it takes a backslash run and what follows it at once, by arithmetic on the run's
+// length k (see quoteRun), instead of one level at a time:
+//   - a quote: level 0 makes of the run k/2 backslashes and (k odd) a quote; level 1 makes of those
+//     (k-1)/2 backslashes and the quote either the end of the event string (an even count: the
+//     event ends inside a string, which the full decode counts) or (k-3)/4 backslashes and a
+//     quote of the body, which ends this string when it follows an even number of backslashes;
+//   - anything else: the escapes must be valid at levels 0 and 1 (the full decode refuses or counts
+//     the others), and whatever they make of it at level 2 stays inside the string.
+func (s *noiseScan) inString() bool {
+	b := s.b
+	for {
+		i := plainRun(b, s.i)
+		s.i = i
+		if i == len(b) {
+			return true
+		}
+		if b[i] != '\\' {
+			return false // the event string ends inside a string, or a raw control character
+		}
+		k := 1
+		for i+k < len(b) && b[i+k] == '\\' {
+			k++
+		}
+		if i+k >= len(b) {
+			return false
+		}
+		c := b[i+k]
+		if hidesAt(b, i+k) {
+			return false
+		}
+		i += k + 1 // past the run and c
+		if c == '"' {
+			if k&1 == 0 {
+				return false // the batch string ends here
+			}
+			k1 := (k - 1) / 2
+			if k1&1 == 0 {
+				return false // the event string ends inside a string
+			}
+			s.i = i
+			if k2 := (k1 - 1) / 2; k2&1 == 0 {
+				s.l2 = l2Struct
+				return true
+			}
+			continue // an escaped quote inside the string
+		}
+		if c < 0x20 {
+			return false
+		}
+		// Level 0: the run's last backslash escapes c when k is odd.
+		k1 := k / 2
+		var c1 byte
+		if k&1 == 1 {
+			switch c {
+			case '/':
+				c1 = '/'
+			case 'b', 'f', 'n', 'r', 't':
+				c1 = 0 // a control character: not a valid escape at level 1 either
+			case 'u':
+				ch, ok := s.hexEscape(i)
+				if !ok {
+					return false
+				}
+				i += 4
+				c1 = ch
+				if c1 == placeholder {
+					c1 = 0
+				}
+			default:
+				return false
+			}
+		} else {
+			c1 = c
+		}
+		// Level 1: the k1 backslashes pair up, and an odd one escapes c1.
+		if k1&1 == 1 {
+			switch c1 {
+			case '/', 'b', 'f', 'n', 'r', 't':
+				if k&1 == 1 && c1 != '/' {
+					return false
+				}
+			case 'u':
+				if k&1 == 1 {
+					return false
+				}
+				if _, ok := s.hexEscape(i); !ok {
+					return false
+				}
+				i += 4
+			default:
+				return false
+			}
+		}
+		// Level 2 gets some backslashes and one character that is neither a quote nor a
+		// backslash: an escape or plain text inside the string, either way the string goes on.
+		s.i = i
+	}
 }
 
 // quoteRun takes, inside an event string, a run of k backslashes followed by a quote at once: the
