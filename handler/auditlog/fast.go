@@ -48,10 +48,11 @@ func ScanNoise(b []byte, f Filter) (int, Result, bool) {
 	if !ok {
 		return 0, Result{}, false
 	}
-	token := b[:n]
-	d := newDecoder(f)
-	if d.markersIn(token) {
-		return 0, Result{}, false
+	if s.membership {
+		d := newDecoder(f)
+		if len(d.groups) > 0 && d.containsGroup(b[:n]) {
+			return 0, Result{}, false
+		}
 	}
 	res := Result{Counts: s.counts}
 	return n, res, true
@@ -128,7 +129,22 @@ type noiseScan struct {
 	key          [32]byte
 	keyLen       int
 
-	counts Counts
+	// membership: a membership marker was seen; the token is then searched for the group ids.
+	membership bool
+	counts     Counts
+}
+
+// space checks the marker that may end at the space at b[p] (see markerAt). The walk calls it for
+// every space of the token, so that together they do what mayMatter's marker search does. It
+// reports false when a relevant marker is there.
+func (s *noiseScan) space(p int) bool {
+	switch markerAt(s.b, p) {
+	case markerRelevant:
+		return false
+	case markerMembership:
+		s.membership = true
+	}
+	return true
 }
 
 // walk follows b from its opening quote to its closing one. It returns the index after the closing
@@ -150,6 +166,9 @@ func (s *noiseScan) walk() (int, bool) {
 				break
 			}
 			c = b[s.i]
+		}
+		if c == ' ' && !s.space(s.i) {
+			return 0, false
 		}
 		if s.l1 == l1Elem && !s.l1Esc && c != '"' && c != '\\' && c >= 0x20 {
 			// A plain byte inside an event string stands for itself at level 2.
@@ -221,8 +240,9 @@ func (s *noiseScan) walk() (int, bool) {
 	return 0, false // unterminated
 }
 
-// plainRun returns the index of the first byte at or after i that is a quote, a backslash or a
-// control character, or len(b): eight bytes at a time while none is there, then byte by byte.
+// plainRun returns the index of the first byte at or after i that is a quote, a backslash, a
+// control character or a space (where a marker may end), or len(b): eight bytes at a time while
+// none is there, then byte by byte.
 func plainRun(b []byte, i int) int {
 	const (
 		ones  = 0x0101010101010101
@@ -232,14 +252,15 @@ func plainRun(b []byte, i int) int {
 		x := binary.LittleEndian.Uint64(b[i:])
 		q := x ^ ('"' * ones)
 		bs := x ^ ('\\' * ones)
-		// A byte of v is zero, or v's byte is below 0x20, exactly where (v - k*ones) &^ v has its
-		// high bit set for the first such byte; any such byte is enough to stop here.
-		if ((q-ones)&^q|(bs-ones)&^bs|(x-0x20*ones)&^x)&highs != 0 {
+		// A byte of v is zero, or v's byte is below k, exactly where (v - k*ones) &^ v has its
+		// high bit set for the first such byte; any such byte is enough to stop here. Below
+		// 0x21 takes control characters and the space together.
+		if ((q-ones)&^q|(bs-ones)&^bs|(x-0x21*ones)&^x)&highs != 0 {
 			break
 		}
 	}
 	for ; i < len(b); i++ {
-		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+		if c := b[i]; c == '"' || c == '\\' || c <= ' ' {
 			return i
 		}
 	}
@@ -263,6 +284,13 @@ func (s *noiseScan) inString() bool {
 		s.i = i
 		if i == len(b) {
 			return true
+		}
+		if b[i] == ' ' {
+			if !s.space(i) {
+				return false
+			}
+			s.i++
+			continue
 		}
 		if b[i] != '\\' {
 			return false // the event string ends inside a string, or a raw control character
@@ -288,11 +316,19 @@ func (s *noiseScan) inString() bool {
 				return false // the event string ends inside a string
 			}
 			s.i = i
-			if k2 := (k1 - 1) / 2; k2&1 == 0 {
-				s.l2 = l2Struct
-				return true
+			if k2 := (k1 - 1) / 2; k2&1 == 1 {
+				continue // an escaped quote inside the string
 			}
-			continue // an escaped quote inside the string
+			// The string ended. Inside a record (depth 3 and more) nothing but bracket matching
+			// matters, so the commonest sequel, a colon or comma and the next string's quote
+			// (level 0 `\\\"`), is taken here, back into a string.
+			if s.depth >= 3 && i+5 <= len(b) && (b[i] == ':' || b[i] == ',') &&
+				b[i+1] == '\\' && b[i+2] == '\\' && b[i+3] == '\\' && b[i+4] == '"' {
+				s.i = i + 5
+				continue
+			}
+			s.l2 = l2Struct
+			return true
 		}
 		if c < 0x20 {
 			return false
