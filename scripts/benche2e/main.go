@@ -8,7 +8,7 @@
 //
 // It starts the built handler (dist/handler) the way the Functions host does, with the local Graph
 // emulator behind it, sends the same host-shaped AuditLogEvents invocations to each handler in turn,
-// alternating the order round by round, and prints each one's throughput (MB of event bodies per
+// alternating batch by batch in an order that rotates with every batch and round, and prints each one's throughput (MB of event bodies per
 // second, and per CPU-second of the handler's process), invocation latency and memory, and caguard's
 // share of the discard ceiling and multiple of the naive handler as medians of per-round ratios.
 // Every invocation's answer is checked: caguard must count each batch exactly and reconcile none,
@@ -158,10 +158,8 @@ func run(o options) error {
 	}
 
 	// One unmeasured pass: connections, page faults and the handlers' first allocations.
-	for _, t := range targets {
-		if _, err := t.round(tr, false); err != nil {
-			return err
-		}
+	if _, err := round(tr, targets, 0, false); err != nil {
+		return err
 	}
 	var shares, multiples []float64
 	loadDuring := []float64{}
@@ -170,16 +168,9 @@ func run(o options) error {
 			fmt.Printf("stopped after %d rounds: the %s budget is spent\n", r, o.budget)
 			break
 		}
-		perRound := map[string]float64{}
-		// Rotate the order so that no handler always runs first or last in a round.
-		for k := range targets {
-			t := targets[(r+k)%len(targets)]
-			rate, err := t.round(tr, true)
-			if err != nil {
-				return err
-			}
-			t.rates = append(t.rates, rate)
-			perRound[t.name] = rate
+		perRound, err := round(tr, targets, r, true)
+		if err != nil {
+			return err
 		}
 		shares = append(shares, perRound["caguard"]/perRound["discard"])
 		multiples = append(multiples, perRound["caguard"]/perRound["naive"])
@@ -196,7 +187,7 @@ func run(o options) error {
 		nproc(), cpuModel(), load0, median(loadDuring))
 	fmt.Printf("traffic: %d AuditLogEvents invocations per handler per round, %d events of ~%d bytes each; %.1f MB of event bodies, %.1f MB of request bodies per round\n",
 		len(tr.bodies), tr.events, o.eventSize, float64(tr.bodyBytes)/1e6, float64(tr.requestBytes())/1e6)
-	fmt.Printf("rounds: %d measured after one warm-up, one invocation at a time, handler order rotated each round; figures are medians\n\n", len(shares))
+	fmt.Printf("rounds: %d measured after one warm-up; one invocation at a time, the handlers taking turns batch by batch; figures are medians\n\n", len(shares))
 	fmt.Printf("%-8s %10s %16s %12s %9s %9s %10s %10s\n", "handler", "MB/s", "range", "MB/CPU-s", "p50 ms", "p99 ms", "VmHWM", "VmRSS")
 	for _, t := range []*target{discard, caguard, naive} {
 		hwm, rss := memory(t.cmd.Process.Pid)
@@ -213,31 +204,47 @@ func run(o options) error {
 	return nil
 }
 
-// round sends every batch once, one at a time, and returns MB of event bodies per second of wall
-// time; a measured round also adds to the handler's CPU time and latencies.
-func (t *target) round(tr *traffic, record bool) (float64, error) {
-	cpu0 := cpuTime(t.cmd.Process.Pid)
-	begin := time.Now()
+// round sends every batch once to every handler, one invocation at a time, and returns each
+// handler's MB of event bodies per second of the time its invocations took. The handlers take
+// turns batch by batch, in an order that rotates with the batch and the round, so that a burst of
+// load on the shared machine falls on all of them alike. A measured round also adds to each
+// handler's rates, CPU time and latencies.
+func round(tr *traffic, targets []*target, r int, record bool) (map[string]float64, error) {
+	cpu0 := make([]time.Duration, len(targets))
+	took := make([]time.Duration, len(targets))
+	for k, t := range targets {
+		cpu0[k] = cpuTime(t.cmd.Process.Pid)
+	}
 	for b, body := range tr.bodies {
-		s := time.Now()
-		a, err := t.host.InvokeRaw("AuditLogEvents", body)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", t.name, err)
-		}
-		if record {
-			t.lat = append(t.lat, time.Since(s))
-		}
-		if err := t.check(a, b); err != nil {
-			return 0, err
+		for j := range targets {
+			k := (r + b + j) % len(targets)
+			t := targets[k]
+			s := time.Now()
+			a, err := t.host.InvokeRaw("AuditLogEvents", body)
+			d := time.Since(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.name, err)
+			}
+			if err := t.check(a, b); err != nil {
+				return nil, err
+			}
+			took[k] += d
+			if record {
+				t.lat = append(t.lat, d)
+			}
 		}
 	}
-	wall := time.Since(begin)
 	mb := float64(tr.bodyBytes) / 1e6
-	if record {
-		t.cpu += cpuTime(t.cmd.Process.Pid) - cpu0
-		t.mb += mb
+	rates := map[string]float64{}
+	for k, t := range targets {
+		rates[t.name] = mb / took[k].Seconds()
+		if record {
+			t.cpu += cpuTime(t.cmd.Process.Pid) - cpu0[k]
+			t.mb += mb
+			t.rates = append(t.rates, rates[t.name])
+		}
 	}
-	return mb / wall.Seconds(), nil
+	return rates, nil
 }
 
 // startHandler starts t.cmd on a free loopback port, as the host does, and waits for GET /.
