@@ -26,6 +26,9 @@ import (
 // nesting (a deeper escape shows up as the same six bytes behind more backslashes), every such
 // character of every decoded level stands as itself in the level-0 text, next to the same
 // neighbours, and a marker or group id absent from the level-0 text is absent from every record.
+// The walk checks both as it goes: every space of the token for a marker ending there (markerAt,
+// as mayMatter does), every backslash not followed by another for such an escape (hidesAt); a
+// membership marker has the token searched for the group ids once the walk is done.
 //
 // Counts. The walk reproduces what DecodeBatch counts for events the pre-filter drops: events,
 // records (scanEnvelope's walk of the records array), and records that are not objects. Whenever it
