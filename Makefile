@@ -6,7 +6,7 @@ MODE      ?= remediate
 BENCHTIME ?= 1s
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: all build test lint bench run fuzz clean
+.PHONY: all build test lint bench bench-e2e run fuzz clean
 
 all: lint test build
 
@@ -39,10 +39,17 @@ lint:
 bench:
 	$(GO) test $(GOFLAGS) -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 6 ./handler/... | tee bench.out
 
+## bench-e2e: caguard's throughput on a batch of audit noise through the real HTTP path, beside a
+## handler that only reads the body (the ceiling) and a plain encoding/json one (docs/BENCHMARKS.md)
+bench-e2e: build
+	$(GO) build $(GOFLAGS) -o dist/benche2e ./scripts/benche2e
+	dist/benche2e -handler dist/handler
+
 ## fuzz: each fuzz target for 30 seconds
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzEnvelope$$' -fuzztime 30s ./handler/azfunc
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime 30s ./handler/auditlog
+	$(GO) test -run '^$$' -fuzz '^FuzzScanNoise$$' -fuzztime 30s ./handler/auditlog
 	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime 30s ./handler/capolicy
 
 ## run: the local demo — the handler against the built-in tenant emulator, driven like the Functions host

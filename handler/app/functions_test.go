@@ -95,6 +95,39 @@ func TestAuditLogEventsWithoutRelevantRecordsDoesNothing(t *testing.T) {
 	}
 }
 
+// Noise is answered by the scan of the raw events string, whatever the batch holds around it; the
+// log line must read exactly as the full decode's would.
+func TestAuditLogEventsNoiseLogsWhatTheFullDecodeCounts(t *testing.T) {
+	noise := `{"records":[{"category":"AuditLogs","operationName":"Update user","properties":{"activityDisplayName":"Update user","targetResources":[{"modifiedProperties":[{"displayName":"x","newValue":"[\"Zo\u00eb \\/ \\\"q\\\"\"]"}]}]}},7]}`
+	tests := []struct {
+		name   string
+		bodies []string
+	}{
+		{"a batch of noise", []string{noise, noise, `{"records":[]}`}},
+		{"noise with a bare record", []string{noise, `{"category":"AuditLogs","operationName":"Add device"}`}},
+		{"noise and an event that is not JSON", []string{noise, `garbage`}},
+		{"noise with escaped slashes", []string{strings.ReplaceAll(noise, "/", `\/`)}},
+		{"a membership change of a group that is not break-glass", []string{`{"records":[{"operationName":"Add member to group","properties":{"targetResources":[{"id":"0b1c2d3e-0000-4000-8000-00000000bbbb"}]}}]}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, rec := setup(t)
+			data := hosttest.EventHubData("events", tt.bodies...)
+			want, err := auditlog.DecodeBatch(strings.NewReader(data["events"].(string)), auditlog.Filter{TenantID: tenant})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := h.Invoke(FuncAuditLogEvents, data, hosttest.EventHubMetadata(FuncAuditLogEvents, len(tt.bodies)))
+			if err != nil || a.Status != 200 || len(rec.reqs) != 0 {
+				t.Fatalf("err %v status %d reconciles %d; want 200 and none", err, a.Status, len(rec.reqs))
+			}
+			if got, want := a.LogText(), "audit batch: "+want.LogLine(); got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 func TestAuditLogEventsBadBindingIsAcknowledged(t *testing.T) {
 	h, rec := setup(t)
 	for name, data := range map[string]map[string]any{

@@ -60,6 +60,19 @@
 // matches (a new activity, a renamed one) is missed by the classifier as much as by the pre-filter;
 // the nightly sweep is the backstop for that.
 //
+// # Noise scan
+//
+// ScanNoise goes one step further for the commonest case, a batch of nothing but noise: it reads
+// the events binding as the Functions host sends it (a JSON string holding the array of event
+// strings) without unescaping anything, and answers only when it can prove that no record of the
+// batch can produce a hint or a companion count (no marker, no break-glass group id, no \u00XX
+// escape that could hide one, at any level). Its counts are exactly those DecodeBatch gives the
+// same batch: events, records and records that are not objects; on anything else (a malformed or
+// truncated event, an event that is not an object, an oversized one, events sent as objects) it
+// gives up and the batch is decoded in full. So the log line reads the same either way, and a
+// grammar error inside a noise event is counted as DecodeBatch counts it with the pre-filter on
+// (see Residual risk). FuzzScanNoise checks every answer against the full decode.
+//
 // The package holds no state between calls and is safe for concurrent use.
 package auditlog
 

@@ -7,7 +7,7 @@ import (
 
 // benchEvents is 100 events of about 5 KB of noise records each; the events at the indexes in ca
 // carry a Conditional Access update, its companion and noise instead.
-func benchEvents(b *testing.B, ca ...int) []string {
+func benchEvents(b testing.TB, ca ...int) []string {
 	events := make([]string, 100)
 	for i := range events {
 		events[i] = noiseEvent(b, i, 5000)

@@ -18,7 +18,6 @@ type decoder struct {
 	prefilter bool
 
 	body  []byte // the current event body
-	lower []byte // case-folded copy for the group id search
 	stack []byte // for scanEnvelope
 	seen  map[string]struct{}
 	res   Result

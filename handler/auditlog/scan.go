@@ -2,7 +2,9 @@ package auditlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 )
 
 // scanStatus is the outcome of a structural walk of an event body.
@@ -193,30 +195,48 @@ func isDelim(c byte) bool {
 // Every marker ends in a space followed by a word, so the scan jumps from space to space
 // (bytes.IndexByte) and compares a few bytes, ignoring ASCII case, at each one.
 func (d *decoder) mayMatter(b []byte) bool {
-	if hasMarkerEscape(b) {
-		return true
-	}
+	return hasEscapeOf(b, markerByte) || d.markersIn(b)
+}
+
+// markersIn reports whether b holds a marker as it stands (see mayMatter). Every marker ends in a
+// space and a word, so it looks at every space, eight bytes at a time: spaces come every few dozen
+// bytes in audit records, too often for a call per space.
+func (d *decoder) markersIn(b []byte) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
 	groupsChecked := false
-	for i := 0; ; {
-		j := bytes.IndexByte(b[i:], ' ')
-		if j < 0 {
-			return false
-		}
-		p := i + j
-		i = p + 1
+	at := func(p int) bool {
 		switch markerAt(b, p) {
 		case markerRelevant:
 			return true
 		case markerMembership:
 			if len(d.groups) == 0 || groupsChecked {
-				continue
+				return false
 			}
 			groupsChecked = true
-			if d.containsGroup(b) {
+			return d.containsGroup(b)
+		}
+		return false
+	}
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:]) ^ (' ' * ones)
+		// The high bit of a byte is set where v has a zero byte (a space), and possibly right
+		// after one: each candidate is checked.
+		for m := (v - ones) &^ v & highs; m != 0; m &= m - 1 {
+			if p := i + bits.TrailingZeros64(m)/8; b[p] == ' ' && at(p) {
 				return true
 			}
 		}
 	}
+	for ; i < len(b); i++ {
+		if b[i] == ' ' && at(i) {
+			return true
+		}
+	}
+	return false
 }
 
 type marker int
@@ -269,23 +289,63 @@ func prefixAt(b []byte, p int, prefix string) bool {
 
 // containsGroup reports whether b contains one of the break-glass group ids, ignoring ASCII case.
 func (d *decoder) containsGroup(b []byte) bool {
-	d.lower = d.lower[:0]
-	for _, c := range b {
-		d.lower = append(d.lower, lowerASCII(c))
-	}
 	for _, g := range d.groups {
-		if bytes.Contains(d.lower, []byte(g)) {
+		if indexFoldASCII(b, g) >= 0 {
 			return true
 		}
 	}
 	return false
 }
 
-// hasMarkerEscape reports whether b holds a \u00XX escape of a character that occurs in a marker or
-// a group id (a letter, digit, space or hyphen): such an escape could hide a marker from the byte
-// scan. Entra does not escape these, so in practice this never fires; the check costs one
-// bytes.Index. An escaped backslash followed by "u00" also fires; that costs a decode, nothing more.
-func hasMarkerEscape(b []byte) bool {
+// indexFoldASCII returns the index of the first match of lower (lower-case ASCII) in b, ignoring
+// ASCII case, or -1. It allocates nothing: it searches (bytes.Index) for the longest run of lower
+// that has no case (digits and hyphens, in a group id), which is rare in a body, and compares
+// around each hit.
+func indexFoldASCII(b []byte, lower string) int {
+	start, end := 0, 0
+	for i := 0; i < len(lower); {
+		if c := lower[i]; c >= 'a' && c <= 'z' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(lower) && (lower[j] < 'a' || lower[j] > 'z') {
+			j++
+		}
+		if j-i > end-start {
+			start, end = i, j
+		}
+		i = j
+	}
+	if end == start {
+		for i := 0; i+len(lower) <= len(b); i++ {
+			if equalFoldASCII(b[i:i+len(lower)], lower) {
+				return i
+			}
+		}
+		return -1
+	}
+	anchor := []byte(lower[start:end])
+	for i := start; i < len(b); {
+		j := bytes.Index(b[i:], anchor)
+		if j < 0 {
+			return -1
+		}
+		p := i + j - start
+		if p+len(lower) <= len(b) && equalFoldASCII(b[p:p+len(lower)], lower) {
+			return p
+		}
+		i += j + 1
+	}
+	return -1
+}
+
+// hasEscapeOf reports whether b holds a \u00XX escape of a character c for which hides(c) holds.
+// The pre-filter asks it about the characters that occur in a marker or a group id (markerByte):
+// such an escape could hide a marker from the byte scan. Entra does not escape these, so in practice
+// this never fires; the check costs one bytes.Index. An escaped backslash followed by "u00" also
+// fires; that costs a decode, nothing more.
+func hasEscapeOf(b []byte, hides func(byte) bool) bool {
 	for i := 0; ; {
 		j := bytes.Index(b[i:], []byte(`\u00`))
 		if j < 0 {
@@ -297,14 +357,17 @@ func hasMarkerEscape(b []byte) bool {
 		}
 		hi, ok1 := hexVal(b[p])
 		lo, ok2 := hexVal(b[p+1])
-		if ok1 && ok2 {
-			switch c := hi<<4 | lo; {
-			case c == ' ', c == '-', '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-				return true
-			}
+		if ok1 && ok2 && hides(hi<<4|lo) {
+			return true
 		}
 		i = i + j + 1
 	}
+}
+
+// markerByte reports the characters that occur in a marker or a group id: letters, digits, space
+// and hyphen.
+func markerByte(c byte) bool {
+	return c == ' ' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
 func lowerASCII(c byte) byte {

@@ -25,6 +25,10 @@ type Value struct {
 	raw      json.RawMessage // objects, arrays, numbers, booleans: the JSON as sent
 	text     []byte          // strings: the content once decoded
 	isString bool
+	// A string a Function's ScanString read in place: quoted is the token as sent (already
+	// validated by the scanner), decoded only if asked for; verdict is what the scanner made of it.
+	quoted  []byte
+	verdict any
 }
 
 // StringValue returns a Value that holds a once-decoded JSON string, as the host sends strings.
@@ -41,28 +45,58 @@ func (v Value) IsNull() bool {
 	return !v.isString && (len(v.raw) == 0 || string(bytes.TrimSpace(v.raw)) == "null")
 }
 
+// Verdict returns what the function's ScanString concluded from this value read in place, or nil
+// when no scanner answered for it.
+func (v Value) Verdict() any { return v.verdict }
+
+// content returns a string value's decoded content, decoding a scanned string now.
+func (v Value) content() ([]byte, error) {
+	if v.quoted == nil {
+		return v.text, nil
+	}
+	p := &parser{b: bytes.Clone(v.quoted)}
+	s, err := p.str()
+	if err != nil {
+		return nil, fmt.Errorf("string value: %w", err)
+	}
+	return s, nil
+}
+
 // Text returns a string value's content, or the raw JSON of any other value.
 func (v Value) Text() string {
 	if v.isString {
-		return string(v.text)
+		s, _ := v.content()
+		return string(s)
 	}
 	return string(v.raw)
 }
 
 // Reader reads the JSON document the value carries: a string's content (what the host encoded into
-// it) or the raw JSON of an object or array. It does not copy.
+// it) or the raw JSON of an object or array. It does not copy, except to decode a scanned string.
 func (v Value) Reader() io.Reader {
 	if v.isString {
-		return bytes.NewReader(v.text)
+		s, err := v.content()
+		if err != nil {
+			return &errReader{err}
+		}
+		return bytes.NewReader(s)
 	}
 	return bytes.NewReader(v.raw)
 }
+
+type errReader struct{ err error }
+
+func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // Decode unmarshals the JSON document the value carries into dst: for a string value, the JSON inside
 // the string (the host's double encoding); for anything else, the value itself.
 func (v Value) Decode(dst any) error {
 	if v.isString {
-		return json.Unmarshal(v.text, dst)
+		s, err := v.content()
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(s, dst)
 	}
 	if len(v.raw) == 0 {
 		return errors.New("value is absent")
@@ -80,15 +114,20 @@ func (v Value) Decode(dst any) error {
 // checked with json.Valid. Unknown top-level keys are skipped; key case is ignored because the host's
 // serializer matches properties case-insensitively.
 // sizeHint, the request's Content-Length when known, sizes the read buffer in one allocation.
-func decodeEnvelope(r io.Reader, sizeHint int64) (data, metadata map[string]Value, err error) {
-	var buf bytes.Buffer
+// scan, when not nil, is offered every string value of Data in place (see Function.ScanString).
+func decodeEnvelope(r io.Reader, sizeHint int64, scan StringScanner) (data, metadata map[string]Value, err error) {
+	return decodeEnvelopeInto(new(bytes.Buffer), r, sizeHint, scan)
+}
+
+// decodeEnvelopeInto is decodeEnvelope reading into buf (empty), which the values then alias.
+func decodeEnvelopeInto(buf *bytes.Buffer, r io.Reader, sizeHint int64, scan StringScanner) (data, metadata map[string]Value, err error) {
 	if sizeHint > 0 && sizeHint < MaxBodyBytes {
 		buf.Grow(int(sizeHint) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, nil, fmt.Errorf("envelope: %w", err)
 	}
-	p := &parser{b: buf.Bytes()}
+	p := &parser{b: buf.Bytes(), scan: scan}
 	if err := p.expect('{'); err != nil {
 		return nil, nil, fmt.Errorf("envelope: %w", err)
 	}
@@ -100,11 +139,11 @@ func decodeEnvelope(r io.Reader, sizeHint int64) (data, metadata map[string]Valu
 			}
 			switch {
 			case strings.EqualFold(key, "Data"):
-				if data, err = p.bindings(); err != nil {
+				if data, err = p.bindings(true); err != nil {
 					return nil, nil, fmt.Errorf("envelope Data: %w", err)
 				}
 			case strings.EqualFold(key, "Metadata"):
-				if metadata, err = p.bindings(); err != nil {
+				if metadata, err = p.bindings(false); err != nil {
 					return nil, nil, fmt.Errorf("envelope Metadata: %w", err)
 				}
 			default:
@@ -133,10 +172,18 @@ func decodeEnvelope(r io.Reader, sizeHint int64) (data, metadata map[string]Valu
 	return data, metadata, nil
 }
 
+// StringScanner reads a string value of the binding named binding in place: b starts at its
+// opening quote and runs to the end of the envelope. It returns the length of the string token
+// (quotes included) and its verdict, or 0 to decline, in which case the string is decoded as usual.
+// A scanner that answers vouches that the token is a valid JSON string that the decoder would have
+// accepted; its verdict reaches the function through Value.Verdict.
+type StringScanner func(binding string, b []byte) (n int, verdict any)
+
 // parser walks an envelope held in b. Strings are unescaped in place, overwriting b.
 type parser struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	scan StringScanner
 }
 
 var errEOF = io.ErrUnexpectedEOF
@@ -188,8 +235,9 @@ func (p *parser) key() (string, error) {
 	return string(s), p.expect(':')
 }
 
-// bindings reads an object of binding values, or null.
-func (p *parser) bindings() (map[string]Value, error) {
+// bindings reads an object of binding values, or null. Only Data's (data) strings are offered to
+// the scanner.
+func (p *parser) bindings(data bool) (map[string]Value, error) {
 	p.space()
 	if bytes.HasPrefix(p.b[p.i:], []byte("null")) {
 		p.i += 4
@@ -207,7 +255,13 @@ func (p *parser) bindings() (map[string]Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err := p.value()
+		var v Value
+		if data {
+			v, err = p.scanned(key)
+		}
+		if !v.isString {
+			v, err = p.value()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("binding %q: %w", key, err)
 		}
@@ -219,6 +273,21 @@ func (p *parser) bindings() (map[string]Value, error) {
 			return nil, err
 		}
 	}
+}
+
+// scanned offers a string value to the scanner; a Value that is not a string means it declined.
+func (p *parser) scanned(key string) (Value, error) {
+	p.space()
+	if p.scan == nil || p.i >= len(p.b) || p.b[p.i] != '"' {
+		return Value{}, nil
+	}
+	n, verdict := p.scan(key, p.b[p.i:])
+	if n < 2 || n > len(p.b)-p.i || p.b[p.i+n-1] != '"' {
+		return Value{}, nil
+	}
+	v := Value{isString: true, quoted: p.b[p.i : p.i+n], verdict: verdict}
+	p.i += n
+	return v, nil
 }
 
 // value reads any JSON value: a string is unescaped, anything else is kept raw and validated.

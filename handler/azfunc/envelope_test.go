@@ -33,7 +33,7 @@ func TestStringsDecodeLikeEncodingJSON(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.lit), &want); err != nil {
 				t.Fatal(err)
 			}
-			data, _, err := decodeEnvelope(strings.NewReader(`{"Data":{"v":`+tt.lit+`}}`), 0)
+			data, _, err := decodeEnvelope(strings.NewReader(`{"Data":{"v":`+tt.lit+`}}`), 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -52,9 +52,53 @@ func TestInvalidEnvelopesAreRefused(t *testing.T) {
 		`{"Data":{"v":1}} x`, `{"Data":{"v":01}}`, `{"Data":{"v":"x"}`, `{"Data":[]}`, `[]`, ``,
 		`{"Data":{"v":[` + strings.Repeat("[", 20000) + `]}}`,
 	} {
-		if _, _, err := decodeEnvelope(strings.NewReader(body), 0); err == nil {
+		if _, _, err := decodeEnvelope(strings.NewReader(body), 0, nil); err == nil {
 			t.Errorf("accepted %q", body)
 		}
+	}
+}
+
+// jsonScanner is a StringScanner that answers for every string encoding/json reads, with the
+// decoded string as its verdict.
+func jsonScanner(binding string, b []byte) (int, any) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var s string
+	if dec.Decode(&s) != nil {
+		return 0, nil
+	}
+	return int(dec.InputOffset()), binding + "=" + s
+}
+
+func TestScannedStringsAreDecodedOnlyWhenAsked(t *testing.T) {
+	body := `{"Metadata":{"m":"not offered"},"Data":{"events":"[\"{\\\"records\\\":[]}\"]","n":4,"o":{"a":"x"}}}`
+	data, meta, err := decodeEnvelope(strings.NewReader(body), 0, jsonScanner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := data["events"]
+	if got, want := v.Verdict(), `events=["{\"records\":[]}"]`; got != want {
+		t.Errorf("verdict: got %v, want %v", got, want)
+	}
+	if got, want := v.Text(), `["{\"records\":[]}"]`; !v.IsString() || got != want {
+		t.Errorf("text: got %q (string %t), want the string %q", got, v.IsString(), want)
+	}
+	var arr []string
+	if err := v.Decode(&arr); err != nil || len(arr) != 1 || arr[0] != `{"records":[]}` {
+		t.Errorf("decode: got %q, %v; want one event body", arr, err)
+	}
+	if meta["m"].Verdict() != nil || data["n"].Verdict() != nil || data["o"].Verdict() != nil {
+		t.Error("only strings of Data are offered to the scanner")
+	}
+}
+
+func TestDecliningScannerChangesNothing(t *testing.T) {
+	body := `{"Data":{"events":"[\"x\"]"}}`
+	data, _, err := decodeEnvelope(strings.NewReader(body), 0, func(string, []byte) (int, any) { return 0, "ignored" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := data["events"]; v.Verdict() != nil || v.Text() != `["x"]` {
+		t.Errorf("got verdict %v and text %q, want none and the decoded string", v.Verdict(), v.Text())
 	}
 }
 
@@ -71,9 +115,23 @@ func FuzzEnvelopeDecoder(f *testing.F) {
 	f.Add([]byte(`{"Data":{"v":"\ud83d\ude00\u00e9\"\\"},"Metadata":{"n":1,"o":{"a":[1,"x"]}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		orig := bytes.Clone(body)
-		data, meta, err := decodeEnvelope(bytes.NewReader(body), int64(len(body)))
+		sdata, smeta, serr := decodeEnvelope(bytes.NewReader(orig), int64(len(orig)), jsonScanner)
+		data, meta, err := decodeEnvelope(bytes.NewReader(body), int64(len(body)), nil)
+		if (err == nil) != (serr == nil) {
+			t.Fatalf("with a scanner the decoder says %v, without %v", serr, err)
+		}
 		if err != nil {
 			return
+		}
+		for section, pair := range map[string][2]map[string]Value{"Data": {data, sdata}, "Metadata": {meta, smeta}} {
+			if len(pair[0]) != len(pair[1]) {
+				t.Fatalf("%s: %d values with a scanner, %d without", section, len(pair[1]), len(pair[0]))
+			}
+			for k, v := range pair[0] {
+				if sv := pair[1][k]; sv.IsString() != v.IsString() || sv.Text() != v.Text() {
+					t.Fatalf("%s.%s: with a scanner %q, without %q", section, k, sv.Text(), v.Text())
+				}
+			}
 		}
 		if !json.Valid(orig) {
 			t.Fatalf("accepted invalid JSON %q", orig)

@@ -1,6 +1,7 @@
 package azfunc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,6 +72,10 @@ type Function struct {
 	Name       string
 	HTTPOutput string
 	Handle     func(ctx context.Context, inv *Invocation) (*Result, error)
+	// ScanString, when set, is offered every string value of Data before it is decoded, to read
+	// it in place (see StringScanner). A value it answers for is decoded only if Handle asks for
+	// its content; Handle finds the verdict in Value.Verdict.
+	ScanString func(ctx context.Context, binding string, b []byte) (n int, verdict any)
 }
 
 // Server routes the host's requests to functions. It is an http.Handler.
@@ -79,7 +84,13 @@ type Server struct {
 	Timeout   time.Duration // per invocation; zero means none beyond the request's own context
 	MaxBody   int64         // request body limit; NewServer sets MaxBodyBytes
 	functions map[string]Function
+	// bodies holds request body buffers between invocations. A batch of events is read whole, and
+	// allocating (and zeroing) a fresh buffer of its size for every invocation cost about as much
+	// as answering a batch of noise. Only buffers up to maxPooledBody are kept.
+	bodies sync.Pool
 }
+
+const maxPooledBody = 8 << 20
 
 // NewServer returns a server for the given functions.
 func NewServer(log *zap.Logger, timeout time.Duration, fns ...Function) *Server {
@@ -135,7 +146,32 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request, fn Function) {
 		err error
 	)
 	body := http.MaxBytesReader(w, r.Body, s.MaxBody)
-	inv.Data, inv.Metadata, err = decodeEnvelope(body, r.ContentLength)
+	var scan StringScanner
+	if fn.ScanString != nil {
+		scan = func(binding string, b []byte) (n int, verdict any) {
+			// A scanner that panics declines: the value is then decoded as usual.
+			defer func() {
+				if p := recover(); p != nil {
+					inv.Log.Error("string scanner panicked", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+					n, verdict = 0, nil
+				}
+			}()
+			return fn.ScanString(ctx, binding, b)
+		}
+	}
+	buf, _ := s.bodies.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	// The invocation's values alias buf: it goes back to the pool only once the answer is written
+	// and the function has returned.
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			s.bodies.Put(buf)
+		}
+	}()
+	inv.Data, inv.Metadata, err = decodeEnvelopeInto(buf, body, r.ContentLength, scan)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

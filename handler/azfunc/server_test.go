@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/caguard/caguard/handler/azfunc/hosttest"
 )
 
 // syncBuffer is a goroutine-safe log sink.
@@ -329,7 +332,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 }
 
 func TestValueDecoding(t *testing.T) {
-	data, _, err := decodeEnvelope(strings.NewReader(`{"Data":{"s":"\"hello\"","n":"4","o":{"a":1},"arr":"[1,2]","nul":null}}`), 0)
+	data, _, err := decodeEnvelope(strings.NewReader(`{"Data":{"s":"\"hello\"","n":"4","o":{"a":1},"arr":"[1,2]","nul":null}}`), 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,4 +377,58 @@ func FuzzEnvelope(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Request bodies are read into pooled buffers that the invocation's values alias. Concurrent
+// invocations of different sizes, some read in place by a scanner and decoded later, must each see
+// their own body only.
+func TestConcurrentInvocationsSeeTheirOwnBodies(t *testing.T) {
+	s := NewServer(zap.NewNop(), 5*time.Second, Function{
+		Name: "Echo",
+		ScanString: func(_ context.Context, binding string, b []byte) (int, any) {
+			if binding != "scanned" {
+				return 0, nil
+			}
+			return jsonScanner(binding, b)
+		},
+		Handle: func(_ context.Context, inv *Invocation) (*Result, error) {
+			scanned, _ := inv.Binding("scanned")
+			plain, _ := inv.Binding("plain")
+			inv.Logf("%s|%s|%v", scanned.Text(), plain.Text(), scanned.Verdict())
+			return &Result{}, nil
+		},
+	})
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+
+	const workers, calls = 8, 25
+	start := make(chan struct{})
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			h := &hosttest.Host{Base: srv.URL}
+			for c := range calls {
+				v := fmt.Sprintf("w%d-c%d-%s", w, c, strings.Repeat("\"x\\", (w*calls+c)%97*50))
+				a, err := h.Invoke("Echo", map[string]any{"scanned": v, "plain": v + "!"}, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := v + "|" + v + "!|scanned=" + v; a.Status != 200 || a.LogText() != want {
+					errs <- fmt.Errorf("got %d %.80q, want 200 %.80q", a.Status, a.LogText(), want)
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
