@@ -29,7 +29,8 @@ const (
 	DefaultGraphRetryBudget  = 60 * time.Second
 )
 
-// Config is every setting the handler reads. Secrets (ClientSecret) are never logged: use Redacted.
+// Config is every setting the handler reads. Secrets (ClientSecret, the storage account key) are never
+// logged: use Redacted.
 type Config struct {
 	Port int // FUNCTIONS_CUSTOMHANDLER_PORT
 
@@ -54,6 +55,8 @@ type Config struct {
 	AlertEventHubNamespace string // ALERT_EVENTHUB_NAMESPACE
 	AlertEventHubName      string // ALERT_EVENTHUB_NAME
 	AlertWebhookURL        string // ALERT_WEBHOOK_URL
+
+	Storage Storage // AzureWebJobsStorage, or its identity-based form
 
 	InvocationTimeout time.Duration // INVOCATION_TIMEOUT
 	LogLevel          string        // LOG_LEVEL
@@ -87,6 +90,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertEventHubNamespace: l.str("ALERT_EVENTHUB_NAMESPACE", ""),
 		AlertEventHubName:      l.str("ALERT_EVENTHUB_NAME", ""),
 		AlertWebhookURL:        l.url("ALERT_WEBHOOK_URL", "", true),
+		Storage:                l.storage(),
 
 		CustomControlsCountAsMFA: l.boolean("CUSTOM_CONTROLS_COUNT_AS_MFA", false),
 		InvocationTimeout:        l.duration("INVOCATION_TIMEOUT", DefaultInvocationTimeout),
@@ -137,6 +141,7 @@ func (c Config) Redacted() map[string]any {
 		"alertEventHub":          c.AlertEventHubName != "",
 		"alertWebhook":           c.AlertWebhookURL != "",
 		"customControlsCountMfa": c.CustomControlsCountAsMFA,
+		"storage":                c.Storage.Redacted(),
 	}
 }
 
