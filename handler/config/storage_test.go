@@ -1,7 +1,10 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -127,5 +130,25 @@ func TestStorageSecretsAreNeverLogged(t *testing.T) {
 		if got := c.Storage.Redacted()["auth"]; got != "shared-key" && got != "sas" {
 			t.Errorf("auth %v, want shared-key or sas", got)
 		}
+	}
+}
+
+// The sample settings for Core Tools load, and point caguard at the local emulator.
+func TestLocalSettingsSampleLoads(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "local.settings.sample.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sample struct{ Values map[string]string }
+	if err := json.Unmarshal(raw, &sample); err != nil {
+		t.Fatal(err)
+	}
+	sample.Values["FUNCTIONS_CUSTOMHANDLER_PORT"] = "7071" // set by the host
+	c, err := Load(env(sample.Values))
+	if err != nil {
+		t.Fatalf("the sample does not load: %v", err)
+	}
+	if c.Storage.BlobServiceURL != devStorageEndpoint+"/" {
+		t.Errorf("sample storage %q, want the local emulator", c.Storage.BlobServiceURL)
 	}
 }
