@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -174,6 +175,21 @@ type unavailable struct {
 	err error
 }
 
+// newUnavailable wraps err, first dropping the query from a transport error's URL: with SAS
+// authentication it holds the signature, and this error is logged.
+func newUnavailable(msg string, err error) *unavailable {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.RawQuery != "" {
+			u.RawQuery = ""
+			ue.URL = u.String()
+		} else if perr != nil {
+			ue.URL = "(unparsable URL)"
+		}
+	}
+	return &unavailable{msg: msg, err: err}
+}
+
 func (e *unavailable) Error() string {
 	if e.err == nil {
 		return e.msg
@@ -235,7 +251,7 @@ func (s *Store) Lock(ctx context.Context) (context.Context, func(), error) {
 // duration.
 func (s *Store) acquire(ctx context.Context, lc *lease.BlobClient) (time.Time, error) {
 	start := s.now()
-	waiting := false
+	waiting, creates := false, 0
 	for {
 		sent := time.Now()
 		_, err := lc.AcquireLease(ctx, int32(s.duration/time.Second), nil)
@@ -253,16 +269,19 @@ func (s *Store) acquire(ctx context.Context, lc *lease.BlobClient) (time.Time, e
 				logctx.From(ctx, s.log).Info("waiting for the writer lease, held by another run", zap.String("blob", s.name))
 			}
 			if !s.pause(ctx) {
-				return time.Time{}, &unavailable{msg: fmt.Sprintf("writer lease %s is held by another run; gave up after %s", s.name, s.now().Sub(start).Round(time.Millisecond)), err: context.Cause(ctx)}
+				return time.Time{}, newUnavailable(fmt.Sprintf("writer lease %s is held by another run; gave up after %s", s.name, s.now().Sub(start).Round(time.Millisecond)), context.Cause(ctx))
 			}
 		case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound):
+			if creates++; creates > 3 {
+				return time.Time{}, newUnavailable("acquire writer lease "+s.name+": the blob is still missing after it was created", err)
+			}
 			if err := s.create(ctx); err != nil {
 				return time.Time{}, err
 			}
 		case ctx.Err() != nil:
-			return time.Time{}, &unavailable{msg: "acquire writer lease " + s.name, err: context.Cause(ctx)}
+			return time.Time{}, newUnavailable("acquire writer lease "+s.name, context.Cause(ctx))
 		default:
-			return time.Time{}, &unavailable{msg: "acquire writer lease " + s.name, err: err}
+			return time.Time{}, newUnavailable("acquire writer lease "+s.name, err)
 		}
 	}
 }
@@ -272,7 +291,7 @@ func (s *Store) acquire(ctx context.Context, lc *lease.BlobClient) (time.Time, e
 func (s *Store) create(ctx context.Context) error {
 	_, err := s.container.Create(ctx, nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-		return &unavailable{msg: "create container for " + s.name, err: err}
+		return newUnavailable("create container for "+s.name, err)
 	}
 	etagAny := azcore.ETagAny
 	_, err = s.blob.Upload(ctx, streaming.NopCloser(strings.NewReader("")), &blockblob.UploadOptions{
@@ -280,7 +299,7 @@ func (s *Store) create(ctx context.Context) error {
 	})
 	// A leased or existing blob answers 409 or 412: someone created it first.
 	if err != nil && !bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet, bloberror.LeaseIDMissing) {
-		return &unavailable{msg: "create " + s.name, err: err}
+		return newUnavailable("create "+s.name, err)
 	}
 	return nil
 }
@@ -328,7 +347,7 @@ func (s *Store) renew(held context.Context, lc *lease.BlobClient, last time.Time
 			default:
 			}
 			logctx.From(held, s.log).Error("writer lease lost; the run stops before writing", zap.String("blob", s.name), zap.Error(err))
-			cancel(&unavailable{msg: fmt.Sprintf("renew writer lease %s", s.name), err: errors.Join(ErrLeaseLost, err)})
+			cancel(newUnavailable("renew writer lease "+s.name, errors.Join(ErrLeaseLost, err)))
 			return
 		}
 		last = sent

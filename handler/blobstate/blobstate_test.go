@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -421,5 +422,32 @@ func TestUnavailableStorageFailsRetriably(t *testing.T) {
 	}
 	if _, err := s.ManagedPolicyID(ctx); err == nil || !retriable(err) {
 		t.Errorf("ManagedPolicyID with storage down: got %v, want a retriable error", err)
+	}
+}
+
+// With SAS authentication the signature travels in every request's query; a transport error, which
+// is logged, must not carry it.
+func TestErrorsDoNotCarryTheSignature(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String() + "/" + azuritetest.Account
+	ln.Close() // nothing listens there now: every request fails in transport
+	const secret = "c2lnbmF0dXJlLXRoYXQtbXVzdC1ub3QtbGVhaw"
+	s, err := New(Options{ServiceURL: closed, SAS: "sv=2022-11-02&ss=b&srt=sco&sp=rwdlac&sig=" + secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, lockErr := s.Lock(ctx)
+	_, readErr := s.ManagedPolicyID(ctx)
+	for _, err := range []error{lockErr, readErr} {
+		if err == nil || !retriable(err) {
+			t.Errorf("got %v, want a retriable error", err)
+		} else if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows the signature: %v", err)
+		}
 	}
 }
