@@ -269,7 +269,7 @@ func (s *Store) acquire(ctx context.Context, lc *lease.BlobClient) (time.Time, e
 				logctx.From(ctx, s.log).Info("waiting for the writer lease, held by another run", zap.String("blob", s.name))
 			}
 			if !s.pause(ctx) {
-				return time.Time{}, newUnavailable(fmt.Sprintf("writer lease %s is held by another run; gave up after %s", s.name, s.now().Sub(start).Round(time.Millisecond)), context.Cause(ctx))
+				return time.Time{}, s.gaveUp(ctx, start)
 			}
 		case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound):
 			if creates++; creates > 3 {
@@ -278,12 +278,19 @@ func (s *Store) acquire(ctx context.Context, lc *lease.BlobClient) (time.Time, e
 			if err := s.create(ctx); err != nil {
 				return time.Time{}, err
 			}
+		case ctx.Err() != nil && waiting:
+			// The deadline ran out during a request rather than between two.
+			return time.Time{}, s.gaveUp(ctx, start)
 		case ctx.Err() != nil:
 			return time.Time{}, newUnavailable("acquire writer lease "+s.name, context.Cause(ctx))
 		default:
 			return time.Time{}, newUnavailable("acquire writer lease "+s.name, err)
 		}
 	}
+}
+
+func (s *Store) gaveUp(ctx context.Context, start time.Time) error {
+	return newUnavailable(fmt.Sprintf("writer lease %s is held by another run; gave up after %s", s.name, s.now().Sub(start).Round(time.Millisecond)), context.Cause(ctx))
 }
 
 // create makes the container and an empty blob to lease. Both may already exist (another instance

@@ -17,6 +17,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/caguard/caguard/handler/blobstate/azuritetest"
 )
@@ -196,25 +199,34 @@ func TestLockAdmitsOneHolderAcrossInstances(t *testing.T) {
 	}
 }
 
-// A run that cannot get the lease before its deadline fails as retriable, and the lease is free for
-// the next run once its holder unlocks.
-func TestLockWaitsUntilTheDeadlineThenFailsRetriably(t *testing.T) {
+// A run that cannot get the lease before its context ends fails as retriable, saying the lease is
+// held, and the lease is free for the next run once its holder unlocks.
+func TestLockWaitsUntilItsContextEndsThenFailsRetriably(t *testing.T) {
 	a := emulator(t)
 	name := containerName(t)
-	holder, waiter := newStore(t, a, name), newStore(t, a, name)
-
+	holder := newStore(t, a, name)
 	_, unlock, err := holder.Lock(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+
+	// The waiter's context ends once it has said it waits: no timing decides the outcome.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	core, _ := observer.New(zapcore.DebugLevel)
+	waiter := newStore(t, a, name)
+	waiter.log = zap.New(core, zap.Hooks(func(e zapcore.Entry) error {
+		if strings.HasPrefix(e.Message, "waiting for the writer lease") {
+			cancel()
+		}
+		return nil
+	}))
 	_, _, err = waiter.Lock(ctx)
 	if err == nil {
 		t.Fatal("got the lease while another instance held it")
 	}
-	if !retriable(err) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v (retriable %t), want a retriable error wrapping the deadline", err, retriable(err))
+	if !retriable(err) || !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v (retriable %t), want a retriable error wrapping the context's end", err, retriable(err))
 	}
 	if !strings.Contains(err.Error(), "held by another run") {
 		t.Errorf("error %q does not say the lease is held", err)
