@@ -64,7 +64,10 @@ func emulator(t *testing.T) *azuritetest.Azurite {
 
 const policyID = "aaaaaaaa-0000-4000-8000-00000000000a"
 
-// containerName gives each test its own container: names are lowercase letters, digits and dashes.
+// containers numbers the containers: with -count, each run of a test needs a fresh one.
+var containers atomic.Int32
+
+// containerName gives each test run its own container: lowercase letters, digits and dashes.
 func containerName(t *testing.T) string {
 	n := strings.ToLower(t.Name())
 	n = strings.Map(func(r rune) rune {
@@ -76,7 +79,7 @@ func containerName(t *testing.T) string {
 	if len(n) > 50 {
 		n = n[:50]
 	}
-	return "t-" + strings.Trim(n, "-")
+	return fmt.Sprintf("t%d-%s", containers.Add(1), strings.Trim(n, "-"))
 }
 
 // newStore is one caguard instance's view of the emulator.
