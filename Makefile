@@ -24,11 +24,22 @@ RACE := $(shell command -v gcc >/dev/null 2>&1 && echo -race)
 # The HTML report is rendered in headless Chromium by a test; without it that test skips.
 CHROMIUM := $(shell command -v chromium || command -v chromium-browser || command -v google-chrome)
 
+# Azurite (the Azure Storage emulator) runs the tests of the cross-instance writer lease. It is pinned in
+# .ci/package-lock.json and installed into .ci/node_modules (ignored by git) when npm is there; without
+# Node.js those tests skip and say so.
+NPM         := $(shell command -v npm 2>/dev/null)
+AZURITE_STAMP := .ci/node_modules/.installed
+
 ## test: every test, with the race detector
-test:
+test: $(if $(NPM),$(AZURITE_STAMP))
 	@[ -n "$(RACE)" ] || echo "warning: no gcc, so no race detector; apt-get install gcc to enable it" >&2
 	@[ -n "$(CHROMIUM)" ] || echo "warning: no chromium, so the report is not rendered in a browser; apt-get install chromium to enable it" >&2
+	@[ -n "$(NPM)" ] || echo "warning: no npm, so no Azurite: the storage lease tests skip; install Node.js and npm to run them" >&2
 	$(GO) test $(GOFLAGS) $(RACE) -count=1 ./...
+
+$(AZURITE_STAMP): .ci/package.json .ci/package-lock.json
+	npm ci --prefix .ci --no-audit --no-fund --loglevel=error && touch $@ || \
+		echo "warning: npm ci --prefix .ci failed: the storage lease tests will skip" >&2
 
 ## lint: formatting and vet
 lint:
@@ -57,4 +68,4 @@ run: build
 	$(GO) run ./scripts/localrun -handler dist/handler -scenario $(SCENARIO) -mode $(MODE)
 
 clean:
-	rm -rf dist bench.out
+	rm -rf dist bench.out .ci/node_modules

@@ -1,7 +1,7 @@
 // Command handler is caguard's Azure Functions custom handler. The host starts it with the port in
 // FUNCTIONS_CUSTOMHANDLER_PORT and every app setting in the environment; it serves on 127.0.0.1 until
-// SIGTERM or SIGINT. This file only wires: config -> logger -> Graph client -> sinks -> reconciler ->
-// functions -> server.
+// SIGTERM or SIGINT. This file only wires: config -> logger -> Graph client -> sinks -> writer lock and
+// ownership record -> reconciler -> functions -> server.
 package main
 
 import (
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/caguard/caguard/handler/app"
 	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/azfunc"
+	"github.com/caguard/caguard/handler/blobstate"
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/config"
 	"github.com/caguard/caguard/handler/exclusion"
@@ -90,6 +92,12 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer closeSinks()
 
+	store, err := writerStore(cfg, cred, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
 	now := time.Now
 	rec := &reconcile.Reconciler{
 		Store: gc,
@@ -113,6 +121,9 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 			Grace:  time.Duration(cfg.ExclusionReviewGraceDays) * 24 * time.Hour,
 		},
 	}
+	if store != nil {
+		rec.Lock, rec.Owner = store, store
+	}
 	fns := app.Functions(app.Deps{
 		Reconciler: rec,
 		Filter:     auditFilter(cfg, gc, log),
@@ -126,7 +137,46 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 var (
 	_ reconcile.PolicyStore     = (*graph.Client)(nil)
 	_ reconcile.ExclusionReader = (*graph.Client)(nil)
+	_ reconcile.WriterLock      = (*blobstate.Store)(nil)
+	_ reconcile.Ownership       = (*blobstate.Store)(nil)
 )
+
+// writerStore puts the writer lock and the ownership record in the app's storage account, with the
+// Graph identity unless AzureWebJobsStorage__clientId names another one. Without a storage setting
+// it returns nil and says so once: runs are then serialised in this process only, which holds for a
+// single local process but not for several instances.
+func writerStore(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger) (*blobstate.Store, error) {
+	st := cfg.Storage
+	if !st.Configured() {
+		log.Warn("no AzureWebJobsStorage setting: writing runs are serialised within this process only; " +
+			"with more than one instance two runs could both create the managed policy")
+		return nil, nil
+	}
+	opts := blobstate.Options{
+		ServiceURL:  st.BlobServiceURL,
+		AccountName: st.AccountName,
+		AccountKey:  st.AccountKey,
+		SAS:         st.SAS,
+		Log:         log.Named("blobstate"),
+	}
+	if st.Auth() == "identity" {
+		opts.Credential = cred
+		if st.ClientID != "" && st.ClientID != cfg.ClientID {
+			mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(st.ClientID)})
+			if err != nil {
+				return nil, fmt.Errorf("setting %s: managed identity credential: %w", config.SettingStorageClientID, err)
+			}
+			opts.Credential = mi
+		}
+	}
+	s, err := blobstate.New(opts)
+	if err != nil {
+		return nil, fmt.Errorf("setting %s: %w", st.Setting, err)
+	}
+	log.Info("single writer across instances: a lease on the storage account's blob", zap.String("blob", s.Name()),
+		zap.String("blobServiceUrl", st.BlobServiceURL), zap.String("auth", st.Auth()))
+	return s, nil
+}
 
 // auditFilter resolves caguard's own service principal once (from the setting, or the oid claim of its
 // Graph token) so that its own writes in the audit log trigger nothing. Until that succeeds, each batch

@@ -33,7 +33,8 @@ const (
 	DefaultReviewGraceDays   = 14
 )
 
-// Config is every setting the handler reads. Secrets (ClientSecret) are never logged: use Redacted.
+// Config is every setting the handler reads. Secrets (ClientSecret, the storage account key) are never
+// logged: use Redacted.
 type Config struct {
 	Port int // FUNCTIONS_CUSTOMHANDLER_PORT
 
@@ -62,6 +63,8 @@ type Config struct {
 	AlertEventHubName      string // ALERT_EVENTHUB_NAME
 	AlertWebhookURL        string // ALERT_WEBHOOK_URL
 	AlertWebhookFormat     string // ALERT_WEBHOOK_FORMAT: auto, teams, slack or json
+
+	Storage Storage // AzureWebJobsStorage, or its identity-based form
 
 	InvocationTimeout time.Duration // INVOCATION_TIMEOUT
 	LogLevel          string        // LOG_LEVEL
@@ -100,6 +103,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertWebhookURL:        l.url("ALERT_WEBHOOK_URL", "", true),
 		// auto picks by the webhook host: Teams Workflows (Adaptive Card), Slack (Block Kit), else JSON.
 		AlertWebhookFormat: l.oneOf("ALERT_WEBHOOK_FORMAT", "auto", "auto", "teams", "slack", "json"),
+		Storage:            l.storage(),
 
 		CustomControlsCountAsMFA: l.boolean("CUSTOM_CONTROLS_COUNT_AS_MFA", false),
 		InvocationTimeout:        l.duration("INVOCATION_TIMEOUT", DefaultInvocationTimeout),
@@ -158,6 +162,7 @@ func (c Config) Redacted() map[string]any {
 		"customControlsCountMfa": c.CustomControlsCountAsMFA,
 		"exclusionReview":        c.ExclusionReview,
 		"exclusionReviewGrace":   c.ExclusionReviewGraceDays,
+		"storage":                c.Storage.Redacted(),
 	}
 }
 

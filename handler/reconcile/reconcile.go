@@ -156,31 +156,94 @@ type Reconciler struct {
 	// Exclusions configures the exclusion inventory and the access-review check (EXCLUSION_REVIEW).
 	Exclusions Exclusions
 
-	// mu serialises runs: Event Hub partitions, the timer and HTTP callers invoke concurrently, and two
-	// runs that both found no managed policy would both create one.
-	mu sync.Mutex
 	// warnedUserPermission is set once the missing User.Read.All permission has been logged.
 	warnedUserPermission atomic.Bool
+	// writers admits one run that may write at a time in this process, before Lock: Event Hub
+	// partitions, the timer and HTTP callers invoke concurrently, and two runs that both found no
+	// managed policy would both create one. Waiting here rather than at Lock keeps one instance's
+	// runs from all polling storage. Report-only runs take neither lock.
+	writers     chan struct{}
+	writersOnce sync.Once
 }
+
+// busyError says that another run of this instance kept the writer lock past this run's deadline; a
+// retry of the invocation can succeed.
+type busyError struct{ err error }
+
+func (e busyError) Error() string   { return "another run of this instance is writing: " + e.err.Error() }
+func (e busyError) Unwrap() error   { return e.err }
+func (e busyError) Retriable() bool { return true }
 
 // Reconcile runs the loop once. Errors from Graph are returned wrapped, so a caller can tell a
 // retriable outage from a permanent refusal; alert delivery failures are logged, not returned, except
 // when no sink at all took the alert.
+//
+// A run that may write (Act) holds the writer lock from before the read until after the write and the
+// alert, so no two runs, on any instance, decide on the same state; one that cannot get it before ctx
+// ends fails as retriable. A report (Act false) writes nothing and never waits for the lock.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	if !req.Act {
+		return r.run(ctx, req)
+	}
+	held, unlock, err := r.lockWriter(ctx)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer unlock()
+	out, err := r.run(held, req)
+	if err != nil && held.Err() != nil && ctx.Err() == nil {
+		// The lock was lost mid-run (a renewal failed) and the run stopped: report the lock's cause,
+		// which says why and whether a retry helps, rather than the call it interrupted.
+		return out, fmt.Errorf("%w (the run stopped: %v)", context.Cause(held), err)
+	}
+	return out, err
+}
+
+// lockWriter takes this process's writer slot, then the cross-instance lock when there is one. The
+// returned context is the one to read and write under; unlock releases both.
+func (r *Reconciler) lockWriter(ctx context.Context) (context.Context, func(), error) {
+	r.writersOnce.Do(func() { r.writers = make(chan struct{}, 1) })
+	select {
+	case r.writers <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, busyError{err: context.Cause(ctx)}
+	}
+	release := func() { <-r.writers }
+	if r.Lock == nil {
+		return ctx, release, nil
+	}
+	held, unlock, err := r.Lock.Lock(ctx)
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("writer lock: %w", err)
+	}
+	return held, func() { unlock(); release() }, nil
+}
+
+// run is one pass of the loop, under the writer lock when req.Act.
+func (r *Reconciler) run(ctx context.Context, req Request) (Outcome, error) {
 	tenant, missing, err := r.read(ctx)
 	if err != nil {
 		return Outcome{}, err
 	}
 	recorded := ""
+	var ownerWarning string
 	if r.Owner != nil {
 		if recorded, err = r.Owner.ManagedPolicyID(ctx); err != nil {
-			return Outcome{}, fmt.Errorf("read the recorded id of the managed policy: %w", err)
+			if req.Act {
+				return Outcome{}, fmt.Errorf("read the recorded id of the managed policy: %w", err)
+			}
+			// A report writes nothing, so it must not depend on storage: the name decides for it.
+			logctx.From(ctx, r.Log).Warn("recorded id of the managed policy unreadable; this report finds it by name", zap.Error(err))
+			ownerWarning = "the recorded id of the managed policy could not be read; this report found the policy by its name"
+			recorded = ""
 		}
 	}
 	report, planReport, exclusions := r.evaluate(ctx, tenant)
 	out := Outcome{Report: report, Exclusions: exclusions, reviewOnly: report.Verdict != planReport.Verdict}
+	if ownerWarning != "" {
+		out.Warnings = append(out.Warnings, ownerWarning)
+	}
 	// A configured break-glass group that does not exist cannot be excluded by a restored policy
 	// (Graph refuses unknown ids), so the definition leaves it out and the alert says so.
 	planCfg := r.Policy
