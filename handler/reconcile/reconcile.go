@@ -5,8 +5,9 @@
 //
 // Which policy caguard owns: the one whose id it recorded (Reconciler.Owner) when it created or
 // adopted it. A display name can be squatted, so a recorded id wins over any name, and other policies
-// carrying the managed name are ignored (and named in a warning). With nothing recorded, or when the
-// recorded policy no longer exists, the single policy with the managed name that is not
+// carrying the managed name are ignored (and named in a warning). A recorded id missing from the list
+// is read by id before it counts as deleted, because Graph's list can lag a create. With nothing
+// recorded, or when the recorded policy no longer exists, the single policy with the managed name that is not
 // Microsoft-managed is adopted and its id recorded (by a run that may act, never by a report); two
 // such policies are ambiguous and nothing is written. With no Owner, nothing is recorded and the name
 // alone decides. MemoryOwnership forgets on restart, so without storage the name decides again after
@@ -237,6 +238,17 @@ func (r *Reconciler) run(ctx context.Context, req Request) (Outcome, error) {
 			logctx.From(ctx, r.Log).Warn("recorded id of the managed policy unreadable; this report finds it by name", zap.Error(err))
 			ownerWarning = "the recorded id of the managed policy could not be read; this report found the policy by its name"
 			recorded = ""
+		}
+	}
+	if recorded != "" && !slices.ContainsFunc(tenant.Policies, func(p capolicy.Policy) bool { return strings.EqualFold(p.ID, recorded) }) {
+		// Graph's list can lag a create: ask for the recorded policy itself before taking it for
+		// deleted, or the next run would create a second one.
+		p, err := r.Store.GetPolicy(ctx, recorded)
+		switch {
+		case err == nil:
+			tenant.Policies = append(tenant.Policies, p)
+		case !isNotFound(err):
+			return Outcome{}, fmt.Errorf("read the recorded managed policy %s: %w", recorded, err)
 		}
 	}
 	report, planReport, exclusions := r.evaluate(ctx, tenant)

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,41 @@ func TestOwnership(t *testing.T) {
 		}
 		if again := run(t, r); len(store.updates) != 1 || again.Actions[0].Kind != ActionNone {
 			t.Errorf("second run: %+v, %d updates; want nothing written", again.Actions[0], len(store.updates))
+		}
+	})
+	t.Run("a recorded policy that the list does not show yet is read by id, not created again", func(t *testing.T) {
+		store := &memStore{policies: []capolicy.Policy{managed(capolicy.StateReportOnly)}, unlisted: []string{managed(0).ID}}
+		owner := &MemoryOwnership{}
+		_ = owner.SetManagedPolicyID(context.Background(), managed(0).ID)
+		r := newReconciler(store, true)
+		r.Owner = owner
+		out := run(t, r)
+		if len(store.created) != 0 || len(store.updates) != 0 || out.Report.Verdict != capolicy.VerdictPendingEnforcement {
+			t.Fatalf("verdict %s, %d creates, %d updates; want the lagging policy found (pending enforcement) and nothing written",
+				out.Report.Verdict, len(store.created), len(store.updates))
+		}
+		if !slices.Contains(store.gets, managed(0).ID) {
+			t.Errorf("gets %v; want the recorded id read", store.gets)
+		}
+	})
+	t.Run("a recorded policy that is gone for good is created again", func(t *testing.T) {
+		store := &memStore{}
+		owner := &MemoryOwnership{}
+		_ = owner.SetManagedPolicyID(context.Background(), "deleted-policy-id")
+		r := newReconciler(store, true)
+		r.Owner = owner
+		if a := run(t, r).Actions[0]; a.Kind != ActionCreate || !a.Performed || len(store.created) != 1 {
+			t.Fatalf("action %+v, %d creates; want one create", a, len(store.created))
+		}
+	})
+	t.Run("a recorded policy that cannot be read fails the run, so it is retried rather than created twice", func(t *testing.T) {
+		store := &memStore{getErr: retryErr{}}
+		owner := &MemoryOwnership{}
+		_ = owner.SetManagedPolicyID(context.Background(), managed(0).ID)
+		r := newReconciler(store, true)
+		r.Owner = owner
+		if _, err := r.Reconcile(context.Background(), Request{Trigger: TriggerSweep, Act: true}); err == nil || len(store.created) != 0 {
+			t.Fatalf("err %v, %d creates; want an error and nothing created", err, len(store.created))
 		}
 	})
 	t.Run("without a record two policies with the name are ambiguous and nothing is written", func(t *testing.T) {
