@@ -87,6 +87,9 @@ func tail(s string, n int) string {
 func TestReportRendersInChromium(t *testing.T) {
 	bin := findChromium()
 	if bin == "" {
+		if os.Getenv("CAGUARD_REQUIRE_CHROMIUM") == "1" {
+			t.Fatal("Chromium is not installed, and CAGUARD_REQUIRE_CHROMIUM=1 (set by CI) forbids skipping the browser test")
+		}
 		t.Skip("skipped: Chromium is not installed (apt-get install chromium); the report was not rendered in a browser")
 	}
 	dir := t.TempDir()
