@@ -268,32 +268,3 @@ func flagStrings[T fmt.Stringer](v *T) []string {
 	}
 	return strings.Split(s, ",")
 }
-
-// parseEnum reads one Graph spelling into an SDK enum; the SDK's parsers answer (nil, nil) for a
-// value they do not know, which must not pass silently.
-func parseEnum[T any](parse func(string) (any, error), v, what string) (*T, error) {
-	x, err := parse(v)
-	if err != nil || x == nil {
-		return nil, fmt.Errorf("unknown %s %q", what, v)
-	}
-	p, ok := x.(*T)
-	if !ok {
-		return nil, fmt.Errorf("unknown %s %q", what, v)
-	}
-	return p, nil
-}
-
-func parseEnums[T any](parse func(string) (any, error), vs []string, what string) ([]T, error) {
-	if vs == nil {
-		return nil, nil
-	}
-	out := make([]T, 0, len(vs))
-	for _, v := range vs {
-		p, err := parseEnum[T](parse, v, what)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *p)
-	}
-	return out, nil
-}

@@ -197,7 +197,7 @@ func (c *Client) GetPolicy(ctx context.Context, id string) (capolicy.Policy, err
 // the same OData error mapping as the SDK's own request builders, so classify sees what it sees for
 // any other call; an empty success body is an error, never an empty answer.
 func (c *Client) getRaw(ctx context.Context, ri *abstractions.RequestInformation) ([]byte, error) {
-	v, err := c.adapter.SendPrimitive(ctx, ri, "[]byte", abstractions.ErrorMappings{"XXX": odataerrors.CreateODataErrorFromDiscriminatorValue})
+	v, err := c.adapter.SendPrimitive(ctx, ri, "[]byte", rawErrorMapping)
 	if err != nil {
 		return nil, err
 	}

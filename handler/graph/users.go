@@ -3,9 +3,6 @@ package graph
 import (
 	"context"
 	"net/url"
-
-	abstractions "github.com/microsoft/kiota-abstractions-go"
-	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 )
 
 // UserExists reports whether the directory holds a user with this object id: GET
@@ -18,21 +15,13 @@ func (c *Client) UserExists(ctx context.Context, id string) (bool, error) {
 		return false, &Error{Op: op, Code: "ClientError", Message: "empty user id"}
 	}
 	ctx, cl := c.begin(ctx, op, PermReadUsers)
-	ri := abstractions.NewRequestInformation()
-	ri.Method = abstractions.GET
-	u := *c.base
-	u.Path += "/users/" + url.PathEscape(id)
-	u.RawPath = ""
-	u.RawQuery = "$select=id"
-	ri.SetUri(u)
-	ri.Headers.TryAdd("Accept", "application/json")
-	err := c.adapter.SendNoContent(ctx, ri, abstractions.ErrorMappings{"XXX": odataerrors.CreateODataErrorFromDiscriminatorValue})
+	var u struct{}
+	err := c.getObject(ctx, op, PermReadUsers, cl, c.link("/users/"+url.PathEscape(id), url.Values{"$select": {"id"}}), &u)
 	if err == nil {
 		return true, nil
 	}
-	ge := classify(op, PermReadUsers, err, cl)
-	if e, ok := ge.(*Error); ok && e.NotFound() {
+	if e, ok := err.(*Error); ok && e.NotFound() {
 		return false, nil
 	}
-	return false, ge
+	return false, err
 }

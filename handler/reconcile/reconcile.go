@@ -39,7 +39,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -336,8 +335,7 @@ func (r *Reconciler) read(ctx context.Context) (t capolicy.Tenant, missing []str
 	}
 	for _, g := range r.Policy.BreakGlassGroupIDs {
 		ids, err := r.Store.GroupTransitiveMemberIDs(ctx, g)
-		var nf notFound
-		if errors.As(err, &nf) && nf.NotFound() {
+		if isNotFound(err) {
 			logctx.From(ctx, r.Log).Warn("break-glass group does not exist", zap.String("groupId", g))
 			missing = append(missing, g)
 			continue
