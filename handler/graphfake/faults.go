@@ -124,13 +124,14 @@ func (s *Server) CallsTo(match string) []Call {
 	return out
 }
 
-// Reset forgets the recorded calls and every injected fault. Tenant data stays.
+// Reset forgets the recorded calls, every injected fault and the replication lag. Tenant data stays.
 func (s *Server) Reset() {
 	s.callsMu.Lock()
 	s.calls = nil
 	s.callsMu.Unlock()
 	s.mu.Lock()
 	s.faults = nil
+	s.lag = lagState{}
 	s.mu.Unlock()
 }
 

@@ -195,7 +195,11 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	items := make([]json.RawMessage, 0, len(s.tenant.policyOrder))
 	for _, id := range s.tenant.policyOrder {
-		items = append(items, project(s.render(s.tenant.policies[id]), fields).marshal())
+		o, ok := s.lagRead(id, s.tenant.policies[id])
+		if !ok {
+			continue
+		}
+		items = append(items, project(s.render(o), fields).marshal())
 	}
 	s.mu.Unlock()
 	s.writePage(w, r, items, "identity/conditionalAccess/policies")
@@ -204,6 +208,9 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, id string) {
 	s.mu.Lock()
 	o, ok := s.tenant.policies[id]
+	if ok {
+		o, ok = s.lagRead(id, o)
+	}
 	var out object
 	if ok {
 		out = project(s.render(o), selectFields(r))
@@ -360,6 +367,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, body []byt
 	stored["modifiedDateTime"] = json.RawMessage("null")
 	stored["templateId"] = json.RawMessage("null")
 	s.tenant.putPolicy(stored)
+	s.lagCreated(id)
 	out := s.render(stored)
 	out["@odata.context"] = mustJSON(s.root + "/v1.0/$metadata#identity/conditionalAccess/policies/$entity")
 	location := s.root + "/v1.0/identity/conditionalAccess/policies/" + id
@@ -395,6 +403,7 @@ func (s *Server) patchPolicy(w http.ResponseWriter, r *http.Request, id string, 
 	}
 	next := mergePatch(cur, patch)
 	next["modifiedDateTime"] = mustJSON(s.opts.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"))
+	s.lagPatched(id, cur)
 	s.tenant.putPolicy(next)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -117,6 +117,7 @@ type Server struct {
 	callsMu sync.Mutex
 	calls   []*Call
 	faults  []*faultState
+	lag     lagState
 	started bool
 	closed  bool
 }
