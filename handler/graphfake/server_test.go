@@ -670,7 +670,7 @@ func TestScenarioFiles(t *testing.T) {
 	}{
 		{"compliant.json", 2, 1},
 		{"drifted.json", 5, 3},
-		{"empty.json", 0, 0},
+		{"empty.json", 0, 2},
 		{"unrecognised.json", 6, 1},
 	}
 	for _, tt := range tests {

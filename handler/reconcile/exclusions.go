@@ -45,15 +45,17 @@ func (x Exclusions) mode() exclusion.Mode {
 	return x.Mode
 }
 
-// evaluate judges the tenant. plan is the verdict without R20, which is what Plan acts on: restoring
-// the managed policy cannot make an access review happen, so a review finding never prompts a write.
-// report is the verdict the caller shows: with EXCLUSION_REVIEW=require, R20 included. items is the
-// exclusion inventory of the policies that pass (or pass but for report-only state) and of the
-// managed policy.
-func (r *Reconciler) evaluate(ctx context.Context, t capolicy.Tenant) (report, plan capolicy.Report, items []exclusion.Item) {
+// evaluate judges the tenant. report is the verdict the caller shows: with EXCLUSION_REVIEW=require,
+// R20 included. base is the same verdict without R20, and plan is what Plan acts on: without R20
+// (restoring the managed policy cannot make an access review happen, so a review finding never
+// prompts a write) and on planT, where a break-glass group that answered 404 counts as empty (see
+// planTenant). items is the exclusion inventory of the policies that pass in plan (or pass but for
+// report-only state) and of the managed policy.
+func (r *Reconciler) evaluate(ctx context.Context, t, planT capolicy.Tenant) (report, base, plan capolicy.Report, items []exclusion.Item) {
 	cfg := r.Policy
 	cfg.RequireExclusionReview = false
-	plan = capolicy.Evaluate(t, cfg)
+	base = capolicy.Evaluate(t, cfg)
+	plan = capolicy.Evaluate(planT, cfg)
 	chosen := map[string]bool{}
 	for _, p := range plan.Policies {
 		if p.Compliant || (p.MeetsAllButState && p.State == capolicy.StateReportOnly) {
@@ -66,11 +68,11 @@ func (r *Reconciler) evaluate(ctx context.Context, t capolicy.Tenant) (report, p
 	}, cfg)
 	r.inspect(ctx, items)
 	if r.Exclusions.mode() != exclusion.ModeRequire {
-		return plan, plan, items
+		return base, base, plan, items
 	}
 	t.ExclusionReviews = exclusion.Statuses(items)
 	cfg.RequireExclusionReview = true
-	return capolicy.Evaluate(t, cfg), plan, items
+	return capolicy.Evaluate(t, cfg), base, plan, items
 }
 
 // inspect fills in what Graph tells of each exclusion and judges its access review. Nothing here
