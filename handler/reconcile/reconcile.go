@@ -54,6 +54,7 @@ import (
 	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/exclusion"
+	"github.com/caguard/caguard/handler/snapshot"
 )
 
 // PolicyStore is what the reconciler needs of Microsoft Graph.
@@ -170,6 +171,9 @@ type Reconciler struct {
 
 	// warnedUserPermission is set once the missing User.Read.All permission has been logged.
 	warnedUserPermission atomic.Bool
+	// noSignIns is set once Graph said the tenant has no licence for sign-in activity: this process
+	// stops asking for it.
+	noSignIns atomic.Bool
 	// writers admits one run that may write at a time in this process, before Lock: Event Hub
 	// partitions, the timer and HTTP callers invoke concurrently, and two runs that both found no
 	// managed policy would both create one. Waiting here rather than at Lock keeps one instance's
@@ -263,7 +267,7 @@ func (r *Reconciler) lockWriter(ctx context.Context) (context.Context, func(), e
 
 // run is one pass of the loop, under the writer lock when mode.mayWrite.
 func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcome, error) {
-	tenant, missing, err := r.read(ctx)
+	tenant, missing, pre, err := r.read(ctx)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -294,7 +298,7 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 		}
 	}
 	planT := planTenant(tenant, missing)
-	report, base, planReport, exclusions := r.evaluate(ctx, tenant, planT)
+	report, base, planReport, exclusions := r.evaluate(ctx, tenant, planT, pre)
 	out := Outcome{Report: report, Exclusions: exclusions,
 		reviewOnly:     report.Verdict != base.Verdict && base.Verdict == planReport.Verdict,
 		unreadableOnly: base.Verdict != planReport.Verdict}
@@ -316,8 +320,9 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 		// Users are looked up only when the definition is about to be written; one that is gone is
 		// reported and kept.
 		var warnings []string
-		gone, warnings, err = r.missingUsers(ctx, planCfg.BreakGlassUserIDs)
-		if err != nil {
+		if pre != nil {
+			gone, warnings = r.usersGone(ctx, pre.read, planCfg.BreakGlassUserIDs)
+		} else if gone, warnings, err = r.missingUsers(ctx, planCfg.BreakGlassUserIDs); err != nil {
 			return Outcome{}, err
 		}
 		out.Warnings = append(out.Warnings, warnings...)
@@ -373,7 +378,16 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 // read gathers everything Evaluate needs: the policies, the definitions of the authentication strengths
 // they reference, and the transitive members of the approved break-glass groups. Groups that do not
 // answer 404 are returned apart; their membership stays unknown to Evaluate.
-func (r *Reconciler) read(ctx context.Context) (t capolicy.Tenant, missing []string, err error) {
+func (r *Reconciler) read(ctx context.Context) (t capolicy.Tenant, missing []string, pre *prefetch, err error) {
+	if tr, ok := r.Store.(TenantReader); ok {
+		return r.readBatched(ctx, tr)
+	}
+	t, missing, err = r.readByCall(ctx)
+	return t, missing, nil, err
+}
+
+// readByCall is read for a store that cannot batch.
+func (r *Reconciler) readByCall(ctx context.Context) (t capolicy.Tenant, missing []string, err error) {
 	policies, err := r.Store.ListPolicies(ctx)
 	if err != nil {
 		return t, nil, fmt.Errorf("list conditional access policies: %w", err)
@@ -580,6 +594,29 @@ func (r *Reconciler) missingUsers(ctx context.Context, ids []string) (gone, warn
 		}
 	}
 	return gone, warnings, nil
+}
+
+// usersGone is missingUsers for a batched read, which looked the users up already.
+func (r *Reconciler) usersGone(ctx context.Context, rd snapshot.Read, ids []string) (gone, warnings []string) {
+	log := logctx.From(ctx, r.Log)
+	if err := rd.UsersErr; err != nil {
+		if forbidden(err) {
+			if !r.warnedUserPermission.Swap(true) {
+				log.Warn("cannot tell whether the break-glass users exist: the optional User.Read.All permission is missing", zap.Error(err))
+			}
+			return nil, []string{"cannot tell whether the break-glass users exist (the optional User.Read.All permission is missing); all of them stay in the definition, and a deleted one makes Graph refuse the write"}
+		}
+		log.Warn("break-glass users not looked up; all of them stay in the definition", zap.Error(err))
+		return nil, []string{"could not tell whether the break-glass users exist (" + brief(err) + "); all of them stay in the definition"}
+	}
+	for _, id := range ids {
+		if u, ok := rd.Users[id]; ok && !u.Found {
+			log.Warn("break-glass user answers 404: deleted, or not yet replicated; it stays excluded", zap.String("userId", id))
+			gone = append(gone, id)
+			warnings = append(warnings, fmt.Sprintf("break-glass user %s in BREAK_GLASS_USER_IDS answers 404 (deleted, or not yet replicated); caguard keeps excluding it: if it was deleted, remove it from the setting", id))
+		}
+	}
+	return gone, warnings
 }
 
 // restoreFields picks the fewest top-level properties of the managed policy to put back for it to

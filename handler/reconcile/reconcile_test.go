@@ -352,7 +352,7 @@ func TestReconcile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := &memStore{policies: tt.policies, groups: tt.groups}
-			before := snapshot(t, store.policies)
+			before := policiesJSON(t, store.policies)
 			sk := &sink{name: "test"}
 			r := newReconciler(store, tt.remediate, sk)
 			if tt.managedName != "" {
@@ -382,7 +382,7 @@ func TestReconcile(t *testing.T) {
 					}
 				}
 			}
-			if !tt.performed && snapshot(t, store.policies) != before {
+			if !tt.performed && policiesJSON(t, store.policies) != before {
 				t.Errorf("tenant changed without a performed action")
 			}
 			if tt.check != nil {
@@ -392,7 +392,7 @@ func TestReconcile(t *testing.T) {
 	}
 }
 
-func snapshot(t *testing.T, ps []capolicy.Policy) string {
+func policiesJSON(t *testing.T, ps []capolicy.Policy) string {
 	t.Helper()
 	b, err := json.Marshal(ps)
 	if err != nil {
