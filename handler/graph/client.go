@@ -106,6 +106,8 @@ type Client struct {
 	base           *url.URL
 	spID           string
 	budget         time.Duration
+	maxRetries     int
+	baseDelay      time.Duration
 	log            *zap.Logger
 	now            func() time.Time
 	pathParameters map[string]string
@@ -206,6 +208,8 @@ func New(opts Options) (*Client, error) {
 		base:           base,
 		spID:           opts.ServicePrincipalID,
 		budget:         opts.RetryBudget,
+		maxRetries:     opts.MaxRetries,
+		baseDelay:      opts.RetryBaseDelay,
 		log:            log,
 		now:            time.Now,
 		pathParameters: map[string]string{"baseurl": root},

@@ -123,14 +123,7 @@ func (t *retryTransport) retryable(ctx context.Context, method string, resp *htt
 		}
 		return t.backoff(attempt), true
 	}
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		// Graph did not process the request, whatever the method.
-	case http.StatusGatewayTimeout:
-		if !idempotent {
-			return 0, false
-		}
-	default:
+	if !retryAnswer(method, resp.StatusCode) {
 		return 0, false
 	}
 	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), t.now()); ok {
@@ -139,10 +132,25 @@ func (t *retryTransport) retryable(ctx context.Context, method string, resp *htt
 	return t.backoff(attempt), true
 }
 
+// retryAnswer reports whether an answer with this status is worth another attempt: throttling and
+// an unavailable service for any method (Graph did not process the request), a gateway timeout
+// only for a method that may be repeated. Batched sub-requests follow the same rule.
+func retryAnswer(method string, status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case http.StatusGatewayTimeout:
+		return method != http.MethodPost
+	}
+	return false
+}
+
 // backoff is baseDelay doubled per attempt, capped, with up to 25% jitter so that concurrent
 // invocations do not retry in step.
-func (t *retryTransport) backoff(attempt int) time.Duration {
-	d := t.baseDelay
+func (t *retryTransport) backoff(attempt int) time.Duration { return backoff(t.baseDelay, attempt) }
+
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base
 	for i := 1; i < attempt && d < maxBackoff; i++ {
 		d *= 2
 	}
