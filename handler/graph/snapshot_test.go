@@ -252,7 +252,9 @@ func TestReadTenantDoesNotWaitPastItsBudget(t *testing.T) {
 // Errors stay with what failed; only policies and strengths fail the read.
 func TestReadTenantKeepsEachFailureWithItsObject(t *testing.T) {
 	all := []string{graphfake.PermPolicyReadAll, graphfake.PermGroupMemberReadAll, graphfake.PermUserReadAll, graphfake.PermAccessReviewReadAll, graphfake.PermAuditLogReadAll}
-	without := func(p string) []string { return slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s == p }) }
+	without := func(p string) []string {
+		return slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s == p })
+	}
 	const missing = "bbbbbbbb-0000-0000-0000-00000000dead"
 
 	t.Run("a group that does not exist is NotFound, the rest is read", func(t *testing.T) {
