@@ -17,6 +17,16 @@ import (
 	"github.com/caguard/caguard/handler/snapshot"
 )
 
+// The batched reads and the application permission each needs (POST /$batch itself needs none:
+// every request in it is authorised on its own):
+//
+//	GET /identity/conditionalAccess/policies                          Policy.Read.All
+//	GET /policies/authenticationStrengthPolicies                      Policy.Read.All
+//	GET /groups/{id}, /groups/{id}/transitiveMembers                  GroupMember.Read.All
+//	GET /users?$filter=id in (...)&$select=id,displayName,...         User.Read.All
+//	GET /users?$filter=id in (...)&$select=id,signInActivity          User.Read.All and AuditLog.Read.All (and Entra ID P1/P2)
+//	GET /identityGovernance/accessReviews/definitions[/{id}/instances] AccessReview.Read.All
+
 // ReadTenant reads phase one of a run in JSON batches: one round trip for the first page of
 // everything, and one more per further page of the longest read. It carries the Conditional
 // Access policies (raw JSON through capolicy.ParsePolicy, as ListPolicies reads them), the
@@ -340,7 +350,7 @@ func (s userSet) result() (map[string]snapshot.User, error) {
 // /directoryObjects/getByIds would take 1000 ids at once, but its documented permission is
 // Directory.Read.All, far broader than caguard needs, and 20 users fit in two sub-requests.
 func (c *Client) userReads(ids []string) (userSet, []*batchRead) {
-	const op = "look up break-glass users"
+	const op = "look up users"
 	set := userSet{found: map[string]exclusion.Member{}}
 	for _, id := range unique(ids) {
 		if id != "" {
