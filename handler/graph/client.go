@@ -5,7 +5,8 @@
 //
 // Contract:
 //   - Reads are complete or fail: every @odata.nextLink is followed, and an error on any page is an
-//     error for the whole call, never a silently shortened list.
+//     error for the whole call, never a silently shortened list. ReadTenant and ReadDetails carry
+//     many reads in JSON batches (batch.go); each of those is complete or fails on its own.
 //   - Policies are read as raw JSON and parsed by capolicy.ParsePolicy, never through the SDK's
 //     models, which read an unknown member of an enum collection as the enum's zero value (an
 //     unknown client app type as "all") and drop what they do not model: an unknown value or

@@ -317,6 +317,61 @@ func TestReadTenantKeepsEachFailureWithItsObject(t *testing.T) {
 			t.Errorf("got %+v, want a malformed policy page", ge)
 		}
 	})
+	t.Run("a nextLink off the Graph host is not followed", func(t *testing.T) {
+		tn := newTenantOf(1, 2, 2)
+		e, ct := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		e.srv.Inject(graphfake.Fault{Match: "GET /v1.0/groups/" + tn.groups[0] + "/transitiveMembers", Status: 200,
+			Body: `{"value":[{"id":"cccccccc-0000-0000-0000-000000000001"}],"@odata.nextLink":"https://graph.example.net/v1.0/groups/x/transitiveMembers?$skiptoken=1"}`})
+		r, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ge := asError(t, r.Groups[tn.groups[0]].Err); ge.Code != "InvalidPaging" {
+			t.Errorf("group with a foreign nextLink: got %+v", ge)
+		}
+		if g := r.Groups[tn.groups[1]]; g.Err != nil || ct.Count() != 1 {
+			t.Errorf("other group %+v, %d round trips", g, ct.Count())
+		}
+	})
+	t.Run("a sub-response that is not an object fails its read, retriable", func(t *testing.T) {
+		tn := newTenantOf(1, 1, 2)
+		e, _ := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		e.srv.Inject(graphfake.Fault{Match: "GET /v1.0/groups/" + tn.groups[0], Status: 200, Body: "<html>proxy</html>", ContentType: "text/html"})
+		r, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ge := asError(t, r.Groups[tn.groups[0]].Err); ge.Code != "MalformedResponse" || !ge.Retriable() {
+			t.Errorf("got %+v", ge)
+		}
+	})
+	t.Run("a 503 without Retry-After is retried after a backoff", func(t *testing.T) {
+		tn := newTenantOf(2, 1, 2)
+		e, ct := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		e.srv.Inject(graphfake.Fault{Match: "GET /v1.0/users", Times: 2, Status: 503})
+		r, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.UsersErr != nil || !r.Users[tn.users[1]].Found || ct.Count() != 3 {
+			t.Errorf("users %+v (%v) after %d round trips, want them read on the third", r.Users, r.UsersErr, ct.Count())
+		}
+	})
+	t.Run("a sub-request throttled more often than MaxRetries fails, naming its attempts", func(t *testing.T) {
+		tn := newTenantOf(1, 1, 2)
+		e, ct := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, func(o *Options) { o.MaxRetries = 2 })
+		e.srv.Inject(graphfake.Fault{Match: "GET /v1.0/identityGovernance/accessReviews/definitions", Status: 429, RetryAfter: "0"})
+		r, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users, Reviews: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ge := asError(t, r.DefinitionsErr); ge.Status != 429 || ge.Attempts != 3 || !ge.Retriable() {
+			t.Errorf("got %+v, want a 429 after 3 attempts", ge)
+		}
+		if ct.Count() != 3 {
+			t.Errorf("round trips: %d, want 3", ct.Count())
+		}
+	})
 	t.Run("a batch Graph cannot serve is retried as a whole", func(t *testing.T) {
 		tn := newTenantOf(1, 1, 2)
 		e, ct := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
