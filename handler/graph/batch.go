@@ -143,7 +143,11 @@ func (c *Client) sendBatch(ctx context.Context, cl *call, rs []*batchRead) {
 		r.wake, r.lastErr = time.Time{}, nil
 		r.attempts++
 	}
-	answers, err := c.postBatch(ctx, cl, reqs)
+	bctx := ctx
+	if readOnly(rs) {
+		bctx = withReadOnly(ctx)
+	}
+	answers, err := c.postBatch(bctx, cl, reqs)
 	if err != nil {
 		for _, r := range rs {
 			r.fail(asOp(err, r.op))
@@ -158,6 +162,17 @@ func (c *Client) sendBatch(ctx context.Context, cl *call, rs []*batchRead) {
 		}
 		c.answer(ctx, r, a)
 	}
+}
+
+// readOnly reports a batch of GETs, which the retry transport may send again after a broken
+// connection or a gateway timeout as it would a GET.
+func readOnly(rs []*batchRead) bool {
+	for _, r := range rs {
+		if r.method != http.MethodGet {
+			return false
+		}
+	}
+	return true
 }
 
 // answer applies one sub-response to its read.
@@ -191,7 +206,7 @@ func (c *Client) answer(ctx context.Context, r *batchRead, a batchResponse) {
 		}
 		// The nextLink carries every query option of the first request.
 		r.method, r.url, r.body, r.attempts = http.MethodGet, rel, nil, 0
-	case retryAnswer(r.method, a.Status):
+	case retryAnswer(r.method != http.MethodPost, a.Status):
 		e := subError(r.op, r.perm, a, r.attempts)
 		if r.attempts > c.maxRetries {
 			r.fail(e)

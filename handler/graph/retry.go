@@ -115,7 +115,7 @@ func (t *retryTransport) retryable(ctx context.Context, method string, resp *htt
 	if ctx.Err() != nil {
 		return 0, false
 	}
-	idempotent := method != http.MethodPost
+	idempotent := method != http.MethodPost || readOnlyFrom(ctx)
 	if err != nil {
 		// A POST may have reached Graph before the connection broke: retrying could create twice.
 		if !idempotent || !(isNetwork(err) || errors.Is(err, context.DeadlineExceeded)) {
@@ -123,7 +123,7 @@ func (t *retryTransport) retryable(ctx context.Context, method string, resp *htt
 		}
 		return t.backoff(attempt), true
 	}
-	if !retryAnswer(method, resp.StatusCode) {
+	if !retryAnswer(idempotent, resp.StatusCode) {
 		return 0, false
 	}
 	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), t.now()); ok {
@@ -133,17 +133,27 @@ func (t *retryTransport) retryable(ctx context.Context, method string, resp *htt
 }
 
 // retryAnswer reports whether an answer with this status is worth another attempt: throttling and
-// an unavailable service for any method (Graph did not process the request), a gateway timeout
-// only for a method that may be repeated. Batched sub-requests follow the same rule.
-func retryAnswer(method string, status int) bool {
+// an unavailable service for any request (Graph did not process it), a gateway timeout only for a
+// request that may be repeated. Batched sub-requests follow the same rule.
+func retryAnswer(idempotent bool, status int) bool {
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		return true
 	case http.StatusGatewayTimeout:
-		return method != http.MethodPost
+		return idempotent
 	}
 	return false
 }
+
+// readOnlyKey marks a POST that only reads (a JSON batch of GETs): it may be repeated like a GET
+// after a broken connection or a gateway timeout.
+type readOnlyKey struct{}
+
+func withReadOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readOnlyKey{}, true)
+}
+
+func readOnlyFrom(ctx context.Context) bool { v, _ := ctx.Value(readOnlyKey{}).(bool); return v }
 
 // backoff is baseDelay doubled per attempt, capped, with up to 25% jitter so that concurrent
 // invocations do not retry in step.

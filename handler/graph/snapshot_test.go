@@ -384,6 +384,19 @@ func TestReadTenantKeepsEachFailureWithItsObject(t *testing.T) {
 			t.Errorf("round trips: %d, want 2 (the 503 and its retry)", n)
 		}
 	})
+	t.Run("a batch of reads is sent again after a dropped connection or a gateway timeout", func(t *testing.T) {
+		tn := newTenantOf(1, 1, 2)
+		e, ct := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		e.srv.Inject(graphfake.Fault{Match: "POST /v1.0/$batch", Times: 1, Drop: true})
+		e.srv.Inject(graphfake.Fault{Match: "POST /v1.0/$batch", Times: 1, Status: 504})
+		r, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
+		if err != nil || len(r.Policies) != 2 {
+			t.Fatalf("got %d policies, %v", len(r.Policies), err)
+		}
+		if n := ct.Count(); n != 3 {
+			t.Errorf("round trips: %d, want 3 (dropped, 504, served)", n)
+		}
+	})
 	t.Run("a batch that keeps failing fails the read, retriable", func(t *testing.T) {
 		tn := newTenantOf(1, 1, 2)
 		e, _ := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
