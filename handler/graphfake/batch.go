@@ -20,7 +20,8 @@ import (
 //     "headers","body"}]}, url relative to the version root (with or without its leading slash), a
 //     body only with a Content-Type header. Each sub-request is served through the same routes as
 //     a request of its own, recorded (Call.Batch holds its id) and subject to faults, so one
-//     sub-request can be throttled (429 with Retry-After in its headers) inside a 200. Answers are
+//     sub-request can be throttled (429 with Retry-After in its headers) inside a 200; a Drop fault
+//     on a sub-request drops the whole batch's connection. Answers are
 //     {"responses":[{"id","status","headers","body"}]}, in an order other than the requests' (the
 //     doc: "Responses to the batched requests might appear in a different order"). A payload that
 //     is not a batch, more than 20 requests ("JSON batch requests are currently limited to 20
