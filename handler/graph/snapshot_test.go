@@ -615,3 +615,18 @@ func TestUserDetailIgnoresFailedSignIns(t *testing.T) {
 		t.Errorf("last sign-in: got %v, want none: every attempt failed", m.LastSignIn)
 	}
 }
+
+// In a tenant without Entra ID P1 or P2, UserDetail's sign-in read says that a licence is missing,
+// not a permission, and the account is still read without it.
+func TestUserDetailWithoutPremiumLicence(t *testing.T) {
+	e := setup(t, graphfake.Options{NoPremiumLicence: true}, "drifted.json", nil)
+	_, err := e.c.UserDetail(context.Background(), bgUser2, true)
+	ge := asError(t, err)
+	if !ge.LicenceMissing() || ge.MissingPermission() != "" || ge.Retriable() {
+		t.Errorf("got %+v, want a licence 403 naming no permission", ge)
+	}
+	m, err := e.c.UserDetail(context.Background(), bgUser2, false)
+	if err != nil || m.DisplayName != "Break-glass 2" {
+		t.Errorf("without sign-ins: %+v, %v", m, err)
+	}
+}
