@@ -24,6 +24,9 @@ type Call struct {
 	Duration time.Duration
 	// Fault reports that an injected fault matched the request.
 	Fault bool
+	// Batch is the id of the request within its JSON batch when it came in one (the batch itself
+	// is a call of its own, POST /v1.0/$batch); empty for a request sent on its own.
+	Batch string
 }
 
 // Fault describes a misbehaviour to inject. A matching request first waits Delay, then is dropped

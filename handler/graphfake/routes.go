@@ -69,6 +69,20 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, c claims, seg []s
 		} else {
 			s.getStrength(w, r, seg[2])
 		}
+	case is(0, "$batch") && len(seg) == 1:
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, r)
+			return
+		}
+		s.serveBatch(w, r, body)
+	case is(0, "directoryObjects") && is(1, "getByIds") && len(seg) == 2:
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, r)
+			return
+		}
+		if s.allow(w, r, c, PermDirectoryReadAll) {
+			s.getByIDs(w, r, body)
+		}
 	default:
 		writeError(w, r, http.StatusBadRequest, "BadRequest",
 			fmt.Sprintf("Resource not found for the segment '%s'.", seg[0]))
