@@ -268,3 +268,5 @@ func alertSinks(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger)
 		}
 	}, nil
 }
+
+var _ reconcile.TenantReader = (*graph.Client)(nil)

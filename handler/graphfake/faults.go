@@ -263,3 +263,9 @@ func defaultCode(status int) string {
 	}
 	return "UnknownError"
 }
+
+// IsBatch reports whether c is a JSON batch itself (POST /v1.0/$batch): its requests are recorded as
+// calls of their own, so a batch of reads is no write.
+func IsBatch(c Call) bool {
+	return c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/$batch")
+}
