@@ -135,9 +135,13 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, items []json.
 	}
 	offset = min(offset, len(items))
 	end := min(offset+size, len(items))
+	page := items[offset:end]
+	if page == nil {
+		page = []json.RawMessage{} // an empty collection is [], never null, in Graph as in OData
+	}
 	out := map[string]any{
 		"@odata.context": s.URL() + "/v1.0/$metadata#" + context,
-		"value":          items[offset:end],
+		"value":          page,
 	}
 	if end < len(items) {
 		q.Del("$skiptoken")
