@@ -170,7 +170,7 @@ func (r *Reconciler) readBatched(ctx context.Context, tr TenantReader) (t capoli
 		case !ok:
 			return t, nil, nil, fmt.Errorf("list members of break-glass group %s: the store did not read it", g)
 		case isNotFound(got.Err):
-			logctx.From(ctx, r.Log).Warn("break-glass group answers 404: deleted, or not yet replicated; it stays excluded", zap.String("groupId", g))
+			r.logGoneGroup(ctx, g)
 			missing = append(missing, g)
 		case got.Err != nil:
 			return t, nil, nil, fmt.Errorf("list members of break-glass group %s: %w", g, got.Err)

@@ -401,7 +401,7 @@ func (r *Reconciler) readByCall(ctx context.Context) (t capolicy.Tenant, missing
 	for _, g := range r.Policy.BreakGlassGroupIDs {
 		ids, err := r.Store.GroupTransitiveMemberIDs(ctx, g)
 		if isNotFound(err) {
-			logctx.From(ctx, r.Log).Warn("break-glass group answers 404: deleted, or not yet replicated; it stays excluded", zap.String("groupId", g))
+			r.logGoneGroup(ctx, g)
 			missing = append(missing, g)
 			continue
 		}
@@ -579,18 +579,13 @@ func (r *Reconciler) missingUsers(ctx context.Context, ids []string) (gone, warn
 	for _, id := range ids {
 		ok, err := r.Store.UserExists(ctx, id)
 		if forbidden(err) {
-			if !r.warnedUserPermission.Swap(true) {
-				logctx.From(ctx, r.Log).Warn("cannot tell whether the break-glass users exist: the optional User.Read.All permission is missing", zap.Error(err))
-			}
-			return nil, []string{"cannot tell whether the break-glass users exist (the optional User.Read.All permission is missing); all of them stay in the definition, and a deleted one makes Graph refuse the write"}, nil
+			return nil, []string{r.noUserPermission(ctx, err)}, nil
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("look up break-glass user %s: %w", id, err)
 		}
 		if !ok {
-			logctx.From(ctx, r.Log).Warn("break-glass user answers 404: deleted, or not yet replicated; it stays excluded", zap.String("userId", id))
-			gone = append(gone, id)
-			warnings = append(warnings, fmt.Sprintf("break-glass user %s in BREAK_GLASS_USER_IDS answers 404 (deleted, or not yet replicated); caguard keeps excluding it: if it was deleted, remove it from the setting", id))
+			gone, warnings = append(gone, id), append(warnings, r.goneUser(ctx, id))
 		}
 	}
 	return gone, warnings, nil
@@ -598,25 +593,37 @@ func (r *Reconciler) missingUsers(ctx context.Context, ids []string) (gone, warn
 
 // usersGone is missingUsers for a batched read, which looked the users up already.
 func (r *Reconciler) usersGone(ctx context.Context, rd snapshot.Read, ids []string) (gone, warnings []string) {
-	log := logctx.From(ctx, r.Log)
 	if err := rd.UsersErr; err != nil {
 		if forbidden(err) {
-			if !r.warnedUserPermission.Swap(true) {
-				log.Warn("cannot tell whether the break-glass users exist: the optional User.Read.All permission is missing", zap.Error(err))
-			}
-			return nil, []string{"cannot tell whether the break-glass users exist (the optional User.Read.All permission is missing); all of them stay in the definition, and a deleted one makes Graph refuse the write"}
+			return nil, []string{r.noUserPermission(ctx, err)}
 		}
-		log.Warn("break-glass users not looked up; all of them stay in the definition", zap.Error(err))
+		logctx.From(ctx, r.Log).Warn("break-glass users not looked up; all of them stay in the definition", zap.Error(err))
 		return nil, []string{"could not tell whether the break-glass users exist (" + brief(err) + "); all of them stay in the definition"}
 	}
 	for _, id := range ids {
 		if u, ok := rd.Users[id]; ok && !u.Found {
-			log.Warn("break-glass user answers 404: deleted, or not yet replicated; it stays excluded", zap.String("userId", id))
-			gone = append(gone, id)
-			warnings = append(warnings, fmt.Sprintf("break-glass user %s in BREAK_GLASS_USER_IDS answers 404 (deleted, or not yet replicated); caguard keeps excluding it: if it was deleted, remove it from the setting", id))
+			gone, warnings = append(gone, id), append(warnings, r.goneUser(ctx, id))
 		}
 	}
 	return gone, warnings
+}
+
+// noUserPermission logs, once per process, that users cannot be looked up, and returns the warning.
+func (r *Reconciler) noUserPermission(ctx context.Context, err error) string {
+	if !r.warnedUserPermission.Swap(true) {
+		logctx.From(ctx, r.Log).Warn("cannot tell whether the break-glass users exist: the optional User.Read.All permission is missing", zap.Error(err))
+	}
+	return "cannot tell whether the break-glass users exist (the optional User.Read.All permission is missing); all of them stay in the definition, and a deleted one makes Graph refuse the write"
+}
+
+func (r *Reconciler) logGoneGroup(ctx context.Context, id string) {
+	logctx.From(ctx, r.Log).Warn("break-glass group answers 404: deleted, or not yet replicated; it stays excluded", zap.String("groupId", id))
+}
+
+// goneUser logs and words a break-glass user that answered 404.
+func (r *Reconciler) goneUser(ctx context.Context, id string) string {
+	logctx.From(ctx, r.Log).Warn("break-glass user answers 404: deleted, or not yet replicated; it stays excluded", zap.String("userId", id))
+	return fmt.Sprintf("break-glass user %s in BREAK_GLASS_USER_IDS answers 404 (deleted, or not yet replicated); caguard keeps excluding it: if it was deleted, remove it from the setting", id)
 }
 
 // restoreFields picks the fewest top-level properties of the managed policy to put back for it to
@@ -686,32 +693,30 @@ func firstReasons(rep capolicy.Report) string {
 // as it was (own) where the write changed it; a read that shows something else is final.
 //
 // A write Graph refuses for good (a 4xx other than throttling) does not fail the run: the action says
-// so and the alert goes out, naming the break-glass objects that answered 404 (missingGroups,
-// missingUsers), the likeliest cause. A refusal a retry can fix fails the run, so the trigger retries.
-func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant, own *capolicy.Policy, missingGroups, missingUsers []string) (warnings []string, err error) {
+// so and the alert goes out, naming the break-glass objects that answered 404 (goneGroups,
+// goneUsers), the likeliest cause. A refusal a retry can fix fails the run, so the trigger retries.
+func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant, own *capolicy.Policy, goneGroups, goneUsers []string) (warnings []string, err error) {
 	log := logctx.From(ctx, r.Log)
 	if err := checkBreakGlass(*a, r.Policy); err != nil {
 		return nil, err
 	}
-	refused := func(err error) ([]string, error) {
+	// refused returns err when a retry can help; otherwise it puts the refusal in the action's reason.
+	refused := func(err error) error {
 		if retriable(err) {
-			return nil, err
+			return err
 		}
 		log.Error("Graph refused the write of the managed policy", zap.String("kind", a.Kind), zap.String("policyId", a.PolicyID), zap.Error(err))
 		a.Reason += "; Graph refused the write (" + brief(err) + ")"
-		if len(missingGroups)+len(missingUsers) > 0 {
-			a.Reason += ", probably because " + describeIDs(missingUsers, missingGroups) + " answer 404: caguard keeps them in the definition, so if they were deleted, remove them from the break-glass settings"
+		if len(goneGroups)+len(goneUsers) > 0 {
+			a.Reason += ", probably because " + describeIDs(goneUsers, goneGroups) + " answer 404: caguard keeps them in the definition, so if they were deleted, remove them from the break-glass settings"
 		}
-		return nil, nil
+		return nil
 	}
 	switch a.Kind {
 	case ActionCreate:
 		created, err := r.Store.CreatePolicy(ctx, a.desired)
 		if err != nil {
-			if w, err := refused(fmt.Errorf("create managed policy: %w", err)); err != nil {
-				return w, err
-			}
-			return nil, nil
+			return nil, refused(fmt.Errorf("create managed policy: %w", err))
 		}
 		a.PolicyID = created.ID
 		if r.Owner != nil {
@@ -722,10 +727,7 @@ func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant, ow
 		}
 	case ActionUpdate:
 		if err := r.Store.UpdatePolicy(ctx, a.PolicyID, a.desired, a.Fields); err != nil {
-			if w, err := refused(fmt.Errorf("update managed policy %s: %w", a.PolicyID, err)); err != nil {
-				return w, err
-			}
-			return nil, nil
+			return nil, refused(fmt.Errorf("update managed policy %s: %w", a.PolicyID, err))
 		}
 	}
 	a.Written = true
