@@ -92,7 +92,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer closeSinks()
 
-	store, err := writerStore(cfg, cred, log)
+	store, err := writerStore(cfg, cred, getenv, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -141,11 +141,10 @@ var (
 	_ reconcile.Ownership       = (*blobstate.Store)(nil)
 )
 
-// writerStore puts the writer lock and the ownership record in the app's storage account, with the
-// Graph identity unless AzureWebJobsStorage__clientId names another one. Without a storage setting
-// it returns nil and says so once: runs are then serialised in this process only, which holds for a
-// single local process but not for several instances.
-func writerStore(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger) (*blobstate.Store, error) {
+// writerStore puts the writer lock and the ownership record in the app's storage account. Without a
+// storage setting it returns nil and says so once: runs are then serialised in this process only,
+// which holds for a single local process but not for several instances.
+func writerStore(cfg config.Config, cred azcore.TokenCredential, getenv func(string) string, log *zap.Logger) (*blobstate.Store, error) {
 	st := cfg.Storage
 	if !st.Configured() {
 		log.Warn("no AzureWebJobsStorage setting: writing runs are serialised within this process only; " +
@@ -160,14 +159,12 @@ func writerStore(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger
 		Log:         log.Named("blobstate"),
 	}
 	if st.Auth() == "identity" {
-		opts.Credential = cred
-		if st.ClientID != "" && st.ClientID != cfg.ClientID {
-			mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(st.ClientID)})
-			if err != nil {
-				return nil, fmt.Errorf("setting %s: managed identity credential: %w", config.SettingStorageClientID, err)
-			}
-			opts.Credential = mi
+		c, which, err := storageCredential(st, cfg, cred, getenv)
+		if err != nil {
+			return nil, err
 		}
+		opts.Credential = c
+		log.Info("storage identity", zap.String("identity", which))
 	}
 	s, err := blobstate.New(opts)
 	if err != nil {
@@ -176,6 +173,34 @@ func writerStore(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger
 	log.Info("single writer across instances: a lease on the storage account's blob", zap.String("blob", s.Name()),
 		zap.String("blobServiceUrl", st.BlobServiceURL), zap.String("auth", st.Auth()))
 	return s, nil
+}
+
+// storageCredential picks the identity for an identity-based AzureWebJobsStorage the way the Functions
+// host does, so that caguard and the host agree on which identity holds the storage roles:
+// AzureWebJobsStorage__clientId names a user-assigned managed identity; without it, in Azure (the
+// platform sets IDENTITY_ENDPOINT for the host and its child process), the host uses the app's
+// system-assigned identity ("Connecting to host storage with an identity", Azure Functions docs). Only
+// outside Azure, where the host uses the developer's own identity, does caguard fall back to its
+// Graph credential. which describes the choice for the log.
+func storageCredential(st config.Storage, cfg config.Config, graphCred azcore.TokenCredential, getenv func(string) string) (azcore.TokenCredential, string, error) {
+	switch {
+	case st.ClientID != "" && st.ClientID == cfg.ClientID && cfg.ClientSecret == "" && cfg.FederatedTokenFile == "":
+		// The Graph credential is that same user-assigned managed identity.
+		return graphCred, "user-assigned managed identity " + st.ClientID + " (shared with Graph)", nil
+	case st.ClientID != "":
+		mi, err := azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(st.ClientID)})
+		if err != nil {
+			return nil, "", fmt.Errorf("setting %s: managed identity credential: %w", config.SettingStorageClientID, err)
+		}
+		return mi, "user-assigned managed identity " + st.ClientID, nil
+	case getenv("IDENTITY_ENDPOINT") != "":
+		mi, err := azidentity.NewManagedIdentityCredential(nil)
+		if err != nil {
+			return nil, "", fmt.Errorf("setting %s: system-assigned managed identity credential: %w", st.Setting, err)
+		}
+		return mi, "system-assigned managed identity (no " + config.SettingStorageClientID + ")", nil
+	}
+	return graphCred, "caguard's Graph credential (outside Azure, no " + config.SettingStorageClientID + ")", nil
 }
 
 // auditFilter resolves caguard's own service principal once (from the setting, or the oid claim of its
@@ -243,3 +268,5 @@ func alertSinks(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger)
 		}
 	}, nil
 }
+
+var _ reconcile.TenantReader = (*graph.Client)(nil)

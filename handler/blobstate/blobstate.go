@@ -171,8 +171,9 @@ func (s *Store) Name() string { return s.name }
 
 // unavailable marks a storage failure as one a retry of the invocation can fix.
 type unavailable struct {
-	msg string
-	err error
+	msg  string
+	err  error
+	busy bool // another run holds the lease: storage works
 }
 
 // newUnavailable wraps err, first dropping the query from a transport error's URL: with SAS
@@ -201,6 +202,28 @@ func (e *unavailable) Unwrap() error { return e.err }
 // Retriable is true: every storage failure here is transient or an infrastructure delay (an outage,
 // throttling, a role assignment still propagating, another run holding the lease).
 func (e *unavailable) Retriable() bool { return true }
+
+// Busy reports that the lease is held by another run, as opposed to storage failing.
+func (e *unavailable) Busy() bool { return e.busy }
+
+// Brief says what failed in words safe to show outside the process: the operation and the storage
+// error code or HTTP status, never a URL, key or signature.
+func (e *unavailable) Brief() string {
+	var re *azcore.ResponseError
+	switch {
+	case e.busy:
+		return e.msg
+	case errors.As(e.err, &re) && re.ErrorCode != "":
+		return fmt.Sprintf("storage: %s: %d %s", e.msg, re.StatusCode, re.ErrorCode)
+	case errors.As(e.err, &re):
+		return fmt.Sprintf("storage: %s: HTTP %d", e.msg, re.StatusCode)
+	case errors.Is(e.err, context.DeadlineExceeded) || errors.Is(e.err, context.Canceled):
+		return "storage: " + e.msg + ": the run ran out of time"
+	case e.err != nil:
+		return "storage: " + e.msg + ": no answer from the account (network or credential failure)"
+	}
+	return "storage: " + e.msg
+}
 
 // ErrLeaseLost is the cause of a held context's cancellation when a renewal failed.
 var ErrLeaseLost = errors.New("writer lease lost")
@@ -290,7 +313,9 @@ func (s *Store) acquire(ctx context.Context, lc *lease.BlobClient) (time.Time, e
 }
 
 func (s *Store) gaveUp(ctx context.Context, start time.Time) error {
-	return newUnavailable(fmt.Sprintf("writer lease %s is held by another run; gave up after %s", s.name, s.now().Sub(start).Round(time.Millisecond)), context.Cause(ctx))
+	u := newUnavailable(fmt.Sprintf("writer lease %s is held by another run; gave up after %s", s.name, s.now().Sub(start).Round(time.Millisecond)), context.Cause(ctx))
+	u.busy = true
+	return u
 }
 
 // create makes the container and an empty blob to lease. Both may already exist (another instance

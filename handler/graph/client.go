@@ -5,7 +5,8 @@
 //
 // Contract:
 //   - Reads are complete or fail: every @odata.nextLink is followed, and an error on any page is an
-//     error for the whole call, never a silently shortened list.
+//     error for the whole call, never a silently shortened list. ReadTenant and ReadDetails carry
+//     many reads in JSON batches (batch.go); each of those is complete or fails on its own.
 //   - Policies are read as raw JSON and parsed by capolicy.ParsePolicy, never through the SDK's
 //     models, which read an unknown member of an enum collection as the enum's zero value (an
 //     unknown client app type as "all") and drop what they do not model: an unknown value or
@@ -106,6 +107,8 @@ type Client struct {
 	base           *url.URL
 	spID           string
 	budget         time.Duration
+	maxRetries     int
+	baseDelay      time.Duration
 	log            *zap.Logger
 	now            func() time.Time
 	pathParameters map[string]string
@@ -206,6 +209,8 @@ func New(opts Options) (*Client, error) {
 		base:           base,
 		spID:           opts.ServicePrincipalID,
 		budget:         opts.RetryBudget,
+		maxRetries:     opts.MaxRetries,
+		baseDelay:      opts.RetryBaseDelay,
 		log:            log,
 		now:            time.Now,
 		pathParameters: map[string]string{"baseurl": root},

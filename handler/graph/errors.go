@@ -80,6 +80,9 @@ func (e *Error) Error() string {
 	if e.Permission != "" {
 		fmt.Fprintf(&b, " (the application needs the %s permission, admin-consented)", e.Permission)
 	}
+	if e.LicenceMissing() {
+		b.WriteString(" (" + licenceNote + ")")
+	}
 	if e.Attempts > 1 {
 		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
 	}
@@ -225,10 +228,23 @@ func classify(op, perm string, err error, cl *call) error {
 			e.Code = http.StatusText(e.Status)
 		}
 	}
-	if e.Status == http.StatusForbidden && perm != "" {
+	if e.Status == http.StatusForbidden && perm != "" && !e.LicenceMissing() {
 		e.Permission = perm
 	}
 	return e
+}
+
+// codeNoPremiumLicence is the error code of the 403 Graph answers a read of sign-in activity with
+// when the tenant has no Entra ID P1 or P2 licence ("Neither tenant is B2C or tenant doesn't have
+// premium license"): no permission is missing, and granting one would not help.
+const codeNoPremiumLicence = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
+
+const licenceNote = "the tenant needs an Entra ID P1 or P2 licence; no permission is missing"
+
+// LicenceMissing reports a 403 that asks for a licence rather than a permission: reading sign-in
+// activity in a tenant without Entra ID P1 or P2.
+func (e *Error) LicenceMissing() bool {
+	return e.Status == http.StatusForbidden && strings.EqualFold(e.Code, codeNoPremiumLicence)
 }
 
 func fromHeaders(e *Error, h *abstractions.ResponseHeaders) {

@@ -310,6 +310,12 @@ func (c *Client) completeStrengths(ctx context.Context, op string, ps []capolicy
 		}
 		return err
 	}
+	fillStrengths(ps, all)
+	return nil
+}
+
+// fillStrengths completes the strengths of ps that Graph answered by id only from all.
+func fillStrengths(ps []capolicy.Policy, all []capolicy.AuthenticationStrength) {
 	byID := map[string]capolicy.AuthenticationStrength{}
 	for _, s := range all {
 		byID[strings.ToLower(s.ID)] = s
@@ -323,7 +329,6 @@ func (c *Client) completeStrengths(ctx context.Context, op string, ps []capolicy
 			*s = full
 		}
 	}
-	return nil
 }
 
 func strengthRef(p capolicy.Policy) *capolicy.AuthenticationStrength {

@@ -115,7 +115,7 @@ func (t *retryTransport) retryable(ctx context.Context, method string, resp *htt
 	if ctx.Err() != nil {
 		return 0, false
 	}
-	idempotent := method != http.MethodPost
+	idempotent := method != http.MethodPost || readOnlyFrom(ctx)
 	if err != nil {
 		// A POST may have reached Graph before the connection broke: retrying could create twice.
 		if !idempotent || !(isNetwork(err) || errors.Is(err, context.DeadlineExceeded)) {
@@ -123,14 +123,7 @@ func (t *retryTransport) retryable(ctx context.Context, method string, resp *htt
 		}
 		return t.backoff(attempt), true
 	}
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		// Graph did not process the request, whatever the method.
-	case http.StatusGatewayTimeout:
-		if !idempotent {
-			return 0, false
-		}
-	default:
+	if !retryAnswer(idempotent, resp.StatusCode) {
 		return 0, false
 	}
 	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), t.now()); ok {
@@ -139,10 +132,35 @@ func (t *retryTransport) retryable(ctx context.Context, method string, resp *htt
 	return t.backoff(attempt), true
 }
 
+// retryAnswer reports whether an answer with this status is worth another attempt: throttling and
+// an unavailable service for any request (Graph did not process it), a gateway timeout only for a
+// request that may be repeated. Batched sub-requests follow the same rule.
+func retryAnswer(idempotent bool, status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case http.StatusGatewayTimeout:
+		return idempotent
+	}
+	return false
+}
+
+// readOnlyKey marks a POST that only reads (a JSON batch of GETs): it may be repeated like a GET
+// after a broken connection or a gateway timeout.
+type readOnlyKey struct{}
+
+func withReadOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readOnlyKey{}, true)
+}
+
+func readOnlyFrom(ctx context.Context) bool { v, _ := ctx.Value(readOnlyKey{}).(bool); return v }
+
 // backoff is baseDelay doubled per attempt, capped, with up to 25% jitter so that concurrent
 // invocations do not retry in step.
-func (t *retryTransport) backoff(attempt int) time.Duration {
-	d := t.baseDelay
+func (t *retryTransport) backoff(attempt int) time.Duration { return backoff(t.baseDelay, attempt) }
+
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base
 	for i := 1; i < attempt && d < maxBackoff; i++ {
 		d *= 2
 	}

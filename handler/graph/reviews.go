@@ -28,9 +28,10 @@ const (
 // Forbidden reports a 403: the application lacks a permission.
 func (e *Error) Forbidden() bool { return e.Status == http.StatusForbidden }
 
-// MissingPermission names the permission a 403 asks for, or "".
+// MissingPermission names the permission a 403 asks for, or "": also for a 403 that asks for a
+// licence instead (LicenceMissing), which no permission can cure.
 func (e *Error) MissingPermission() string {
-	if e.Status != http.StatusForbidden {
+	if e.Status != http.StatusForbidden || e.LicenceMissing() {
 		return ""
 	}
 	return e.Permission
@@ -40,6 +41,8 @@ func (e *Error) MissingPermission() string {
 // (the Evaluate answer, alerts): the status and error code, or the kind of network failure.
 func (e *Error) Brief() string {
 	switch {
+	case e.LicenceMissing():
+		return fmt.Sprintf("graph answered %d %s: %s", e.Status, e.Code, licenceNote)
 	case e.Status != 0 && e.Code != "":
 		return fmt.Sprintf("graph answered %d %s", e.Status, e.Code)
 	case e.Status != 0:
@@ -178,22 +181,13 @@ type rawDefinition struct {
 func (c *Client) AccessReviewDefinitions(ctx context.Context) ([]exclusion.Definition, error) {
 	const op = "list access review definitions"
 	ctx, cl := c.begin(ctx, op, PermReadAccessReviews)
-	// "The default page size for this API is 100" (accessreviewset-list-definitions); $top asks for
-	// the same explicitly, and every nextLink is followed.
-	first := c.link("/identityGovernance/accessReviews/definitions", url.Values{"$top": {"100"}})
+	// Every nextLink is followed.
+	first := c.link(definitionsQuery())
 	var out []exclusion.Definition
 	err := c.eachRaw(ctx, op, PermReadAccessReviews, cl, first, func(raw json.RawMessage) error {
-		var d rawDefinition
-		if err := json.Unmarshal(raw, &d); err != nil || d.ID == "" {
-			return &Error{Op: op, Code: "MalformedResponse", Message: "a definition is not an object with an id"}
-		}
-		def := exclusion.Definition{ID: d.ID, DisplayName: d.DisplayName, Status: d.Status,
-			Scope: d.Scope.domain(), InstanceEnumerationScope: d.InstanceEnumerationScope.domain()}
-		if s := d.Settings; s != nil && s.Recurrence != nil && s.Recurrence.Pattern != nil && s.Recurrence.Pattern.Type != "" {
-			def.Recurrence = &exclusion.Recurrence{PatternType: s.Recurrence.Pattern.Type, Interval: s.Recurrence.Pattern.Interval}
-			if r := s.Recurrence.Range; r != nil {
-				def.Recurrence.RangeType, def.Recurrence.EndDate = r.Type, r.EndDate
-			}
+		def, err := definitionFromJSON(op, raw)
+		if err != nil {
+			return err
 		}
 		out = append(out, def)
 		return nil
@@ -204,6 +198,49 @@ func (c *Client) AccessReviewDefinitions(ctx context.Context) ([]exclusion.Defin
 	return out, nil
 }
 
+// definitionsQuery is the first page of the access review definitions: "The default page size for
+// this API is 100" (accessreviewset-list-definitions); $top asks for the same explicitly.
+func definitionsQuery() (string, url.Values) {
+	return "/identityGovernance/accessReviews/definitions", url.Values{"$top": {"100"}}
+}
+
+func instancesQuery(definitionID string) (string, url.Values) {
+	return "/identityGovernance/accessReviews/definitions/" + url.PathEscape(definitionID) + "/instances", url.Values{"$top": {"100"}}
+}
+
+// definitionFromJSON reads one accessReviewScheduleDefinition.
+func definitionFromJSON(op string, raw json.RawMessage) (exclusion.Definition, error) {
+	var d rawDefinition
+	if err := json.Unmarshal(raw, &d); err != nil || d.ID == "" {
+		return exclusion.Definition{}, &Error{Op: op, Code: "MalformedResponse", Message: "a definition is not an object with an id"}
+	}
+	def := exclusion.Definition{ID: d.ID, DisplayName: d.DisplayName, Status: d.Status,
+		Scope: d.Scope.domain(), InstanceEnumerationScope: d.InstanceEnumerationScope.domain()}
+	if s := d.Settings; s != nil && s.Recurrence != nil && s.Recurrence.Pattern != nil && s.Recurrence.Pattern.Type != "" {
+		def.Recurrence = &exclusion.Recurrence{PatternType: s.Recurrence.Pattern.Type, Interval: s.Recurrence.Pattern.Interval}
+		if r := s.Recurrence.Range; r != nil {
+			def.Recurrence.RangeType, def.Recurrence.EndDate = r.Type, r.EndDate
+		}
+	}
+	return def, nil
+}
+
+// instanceFromJSON reads one accessReviewInstance.
+func instanceFromJSON(op string, raw json.RawMessage) (exclusion.Instance, error) {
+	var in struct {
+		ID            string    `json:"id"`
+		Status        string    `json:"status"`
+		StartDateTime string    `json:"startDateTime"`
+		EndDateTime   string    `json:"endDateTime"`
+		Scope         *rawScope `json:"scope"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return exclusion.Instance{}, &Error{Op: op, Code: "MalformedResponse", Message: "an instance is not an object"}
+	}
+	return exclusion.Instance{ID: in.ID, Status: in.Status,
+		StartDateTime: graphTime(in.StartDateTime), EndDateTime: graphTime(in.EndDateTime), Scope: in.Scope.domain()}, nil
+}
+
 // AccessReviewInstances lists the instances of one definition. Needs AccessReview.Read.All.
 func (c *Client) AccessReviewInstances(ctx context.Context, definitionID string) ([]exclusion.Instance, error) {
 	const op = "list access review instances"
@@ -211,21 +248,14 @@ func (c *Client) AccessReviewInstances(ctx context.Context, definitionID string)
 		return nil, &Error{Op: op, Code: "ClientError", Message: "empty definition id"}
 	}
 	ctx, cl := c.begin(ctx, op, PermReadAccessReviews)
-	first := c.link("/identityGovernance/accessReviews/definitions/"+url.PathEscape(definitionID)+"/instances", url.Values{"$top": {"100"}})
+	first := c.link(instancesQuery(definitionID))
 	var out []exclusion.Instance
 	err := c.eachRaw(ctx, op, PermReadAccessReviews, cl, first, func(raw json.RawMessage) error {
-		var in struct {
-			ID            string    `json:"id"`
-			Status        string    `json:"status"`
-			StartDateTime string    `json:"startDateTime"`
-			EndDateTime   string    `json:"endDateTime"`
-			Scope         *rawScope `json:"scope"`
+		in, err := instanceFromJSON(op, raw)
+		if err != nil {
+			return err
 		}
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return &Error{Op: op, Code: "MalformedResponse", Message: "an instance is not an object"}
-		}
-		out = append(out, exclusion.Instance{ID: in.ID, Status: in.Status,
-			StartDateTime: graphTime(in.StartDateTime), EndDateTime: graphTime(in.EndDateTime), Scope: in.Scope.domain()})
+		out = append(out, in)
 		return nil
 	})
 	if err != nil {
@@ -244,6 +274,44 @@ func graphTime(s string) time.Time {
 	return t.UTC()
 }
 
+// groupQuery reads a group's own properties: what the inventory shows and what decides whether a
+// review of all Microsoft 365 groups reaches it.
+func groupQuery(groupID string) (string, url.Values) {
+	return "/groups/" + url.PathEscape(groupID), url.Values{"$select": {"id,displayName,groupTypes,isAssignableToRole"}}
+}
+
+// membersQuery reads every direct and nested member with the fields both the rules (ids) and the
+// inventory (names, accountEnabled) need, in the largest pages Graph serves for directory objects.
+func membersQuery(groupID string) (string, url.Values) {
+	return "/groups/" + url.PathEscape(groupID) + "/transitiveMembers", url.Values{"$select": {"id,displayName,accountEnabled"}, "$top": {"999"}}
+}
+
+type rawGroup struct {
+	ID                 string   `json:"id"`
+	DisplayName        string   `json:"displayName"`
+	GroupTypes         []string `json:"groupTypes"`
+	IsAssignableToRole *bool    `json:"isAssignableToRole"`
+}
+
+func (g rawGroup) into(out *exclusion.GroupDetail, groupID string) {
+	out.ID, out.DisplayName, out.GroupTypes = groupID, g.DisplayName, g.GroupTypes
+	out.RoleAssignable = g.IsAssignableToRole != nil && *g.IsAssignableToRole
+}
+
+// memberFromJSON reads one directory object: a user with its name and accountEnabled, anything
+// else with what Graph tells of it.
+func memberFromJSON(op string, raw json.RawMessage) (exclusion.Member, error) {
+	var m struct {
+		ID             string `json:"id"`
+		DisplayName    string `json:"displayName"`
+		AccountEnabled *bool  `json:"accountEnabled"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" {
+		return exclusion.Member{}, &Error{Op: op, Code: "MalformedResponse", Message: "a member has no id"}
+	}
+	return exclusion.Member{ID: m.ID, DisplayName: m.DisplayName, AccountEnabled: m.AccountEnabled}, nil
+}
+
 // GroupDetail reads a group's name and type, counts its transitive members (every page) and keeps
 // the first maxMembers of them with their names and, for users, accountEnabled. Needs
 // GroupMember.Read.All.
@@ -254,32 +322,19 @@ func (c *Client) GroupDetail(ctx context.Context, groupID string, maxMembers int
 		return out, &Error{Op: op, Code: "ClientError", Message: "empty group id"}
 	}
 	ctx, cl := c.begin(ctx, op, PermReadMembers)
-	var g struct {
-		ID                 string   `json:"id"`
-		DisplayName        string   `json:"displayName"`
-		GroupTypes         []string `json:"groupTypes"`
-		IsAssignableToRole *bool    `json:"isAssignableToRole"`
-	}
-	if err := c.getObject(ctx, op, PermReadMembers, cl, c.link("/groups/"+url.PathEscape(groupID),
-		url.Values{"$select": {"id,displayName,groupTypes,isAssignableToRole"}}), &g); err != nil {
+	var g rawGroup
+	if err := c.getObject(ctx, op, PermReadMembers, cl, c.link(groupQuery(groupID)), &g); err != nil {
 		return out, err
 	}
-	out.ID, out.DisplayName, out.GroupTypes = groupID, g.DisplayName, g.GroupTypes
-	out.RoleAssignable = g.IsAssignableToRole != nil && *g.IsAssignableToRole
-	first := c.link("/groups/"+url.PathEscape(groupID)+"/transitiveMembers",
-		url.Values{"$select": {"id,displayName,accountEnabled"}, "$top": {"999"}})
-	err := c.eachRaw(ctx, op, PermReadMembers, cl, first, func(raw json.RawMessage) error {
-		var m struct {
-			ID             string `json:"id"`
-			DisplayName    string `json:"displayName"`
-			AccountEnabled *bool  `json:"accountEnabled"`
-		}
-		if err := json.Unmarshal(raw, &m); err != nil || m.ID == "" {
-			return &Error{Op: op, Code: "MalformedResponse", Message: "a member has no id"}
+	g.into(&out, groupID)
+	err := c.eachRaw(ctx, op, PermReadMembers, cl, c.link(membersQuery(groupID)), func(raw json.RawMessage) error {
+		m, err := memberFromJSON(op, raw)
+		if err != nil {
+			return err
 		}
 		out.MemberCount++
 		if len(out.Members) < maxMembers {
-			out.Members = append(out.Members, exclusion.Member{ID: m.ID, DisplayName: m.DisplayName, AccountEnabled: m.AccountEnabled})
+			out.Members = append(out.Members, m)
 		}
 		return nil
 	})
@@ -290,9 +345,10 @@ func (c *Client) GroupDetail(ctx context.Context, groupID string, maxMembers int
 	return out, nil
 }
 
-// UserDetail reads a user's name, accountEnabled and, with signIns, the last sign-in. Graph's user
-// resource documents signInActivity as returned only on $select and needing AuditLog.Read.All
-// besides User.Read.All; without it the whole request is refused, so the caller asks again without.
+// UserDetail reads a user's name, accountEnabled and, with signIns, the last successful sign-in.
+// Graph's user resource documents signInActivity as returned only on $select and needing
+// AuditLog.Read.All besides User.Read.All (and an Entra ID P1 or P2 licence, LicenceMissing);
+// without it the whole request is refused, so the caller asks again without.
 func (c *Client) UserDetail(ctx context.Context, userID string, signIns bool) (exclusion.Member, error) {
 	const op = "read excluded user"
 	if userID == "" {
@@ -304,27 +360,34 @@ func (c *Client) UserDetail(ctx context.Context, userID string, signIns bool) (e
 	}
 	ctx, cl := c.begin(ctx, op, perm)
 	var u struct {
-		ID             string `json:"id"`
-		DisplayName    string `json:"displayName"`
-		AccountEnabled *bool  `json:"accountEnabled"`
-		SignInActivity *struct {
-			LastSignInDateTime               string `json:"lastSignInDateTime"`
-			LastNonInteractiveSignInDateTime string `json:"lastNonInteractiveSignInDateTime"`
-		} `json:"signInActivity"`
+		ID             string             `json:"id"`
+		DisplayName    string             `json:"displayName"`
+		AccountEnabled *bool              `json:"accountEnabled"`
+		SignInActivity *rawSignInActivity `json:"signInActivity"`
 	}
 	if err := c.getObject(ctx, op, perm, cl, c.link("/users/"+url.PathEscape(userID), url.Values{"$select": {sel}}), &u); err != nil {
 		return exclusion.Member{}, err
 	}
 	m := exclusion.Member{ID: userID, DisplayName: u.DisplayName, AccountEnabled: u.AccountEnabled}
-	if a := u.SignInActivity; a != nil {
-		// The later of interactive and non-interactive sign-ins: either shows the account is in use.
-		last := graphTime(a.LastSignInDateTime)
-		if t := graphTime(a.LastNonInteractiveSignInDateTime); t.After(last) {
-			last = t
-		}
-		if !last.IsZero() {
-			m.LastSignIn = &last
-		}
+	if last, ok := u.SignInActivity.lastSuccess(); ok {
+		m.LastSignIn = &last
 	}
 	return m, nil
+}
+
+// rawSignInActivity is a user's signInActivity. Only lastSuccessfulSignInDateTime says the account
+// was really used: "lastSignInDateTime ... records the last time a user attempted an interactive
+// sign-in, whether the attempt was successful or not", and lastNonInteractiveSignInDateTime likewise
+// counts failed attempts (signInActivity resource type, v1.0). Graph fills it since December 2023
+// and does not backfill it, so an older success reads as none.
+type rawSignInActivity struct {
+	LastSuccessfulSignInDateTime string `json:"lastSuccessfulSignInDateTime"`
+}
+
+func (a *rawSignInActivity) lastSuccess() (time.Time, bool) {
+	if a == nil {
+		return time.Time{}, false
+	}
+	t := graphTime(a.LastSuccessfulSignInDateTime)
+	return t, !t.IsZero()
 }

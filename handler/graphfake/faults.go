@@ -24,6 +24,9 @@ type Call struct {
 	Duration time.Duration
 	// Fault reports that an injected fault matched the request.
 	Fault bool
+	// Batch is the id of the request within its JSON batch when it came in one (the batch itself
+	// is a call of its own, POST /v1.0/$batch); empty for a request sent on its own.
+	Batch string
 }
 
 // Fault describes a misbehaviour to inject. A matching request first waits Delay, then is dropped
@@ -124,13 +127,14 @@ func (s *Server) CallsTo(match string) []Call {
 	return out
 }
 
-// Reset forgets the recorded calls and every injected fault. Tenant data stays.
+// Reset forgets the recorded calls, every injected fault and the replication lag. Tenant data stays.
 func (s *Server) Reset() {
 	s.callsMu.Lock()
 	s.calls = nil
 	s.callsMu.Unlock()
 	s.mu.Lock()
 	s.faults = nil
+	s.lag = lagState{}
 	s.mu.Unlock()
 }
 
@@ -258,4 +262,10 @@ func defaultCode(status int) string {
 		return "InternalServerError"
 	}
 	return "UnknownError"
+}
+
+// IsBatch reports whether c is a JSON batch itself (POST /v1.0/$batch): its requests are recorded as
+// calls of their own, so a batch of reads is no write.
+func IsBatch(c Call) bool {
+	return c.Method == http.MethodPost && strings.HasSuffix(c.Path, "/$batch")
 }

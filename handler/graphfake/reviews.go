@@ -19,7 +19,10 @@ import (
 //     AccessReview.Read.All (or AccessReview.ReadWrite.All), else 403, so a token without it can be
 //     tested through Options.Roles.
 //   - GET /users/{id} answers a seeded user with $select honoured; it needs User.Read.All (or
-//     Directory.Read.All), and selecting signInActivity needs AuditLog.Read.All too, as Graph asks.
+//     Directory.Read.All), and selecting signInActivity needs AuditLog.Read.All too, as Graph asks
+//     (and a premium licence, Options.NoPremiumLicence). signInActivity is served as seeded:
+//     lastSignInDateTime and lastNonInteractiveSignInDateTime count failed attempts too, and only
+//     lastSuccessfulSignInDateTime tells a successful sign-in (signInActivity resource type, v1.0).
 //   - GET /groups/{id} answers a seeded group (displayName, groupTypes, isAssignableToRole).
 //   - In a scenario, a user's or an instance's date-time may be written "now-20d" or "now+5d": it is
 //     resolved against Options.Now when seeded and served as an ordinary Graph DateTimeOffset, so a
@@ -160,7 +163,7 @@ func (s *Server) routeGovernance(w http.ResponseWriter, r *http.Request, c claim
 	is := func(i int, name string) bool { return len(seg) > i && strings.EqualFold(seg[i], name) }
 	switch {
 	case is(0, "identityGovernance") && is(1, "accessReviews") && is(2, "definitions") && (len(seg) == 3 || (len(seg) == 5 && is(4, "instances"))):
-	case is(0, "users") && len(seg) == 2:
+	case is(0, "users") && (len(seg) == 1 || len(seg) == 2):
 	case is(0, "groups") && len(seg) == 2:
 	default:
 		return false
@@ -171,10 +174,14 @@ func (s *Server) routeGovernance(w http.ResponseWriter, r *http.Request, c claim
 	}
 	switch {
 	case is(0, "users"):
-		if !s.allowUser(w, r, c) {
+		if !s.allowUser(w, r, c) || !s.signInsAllowed(w, r) {
 			return true
 		}
-		s.getUser(w, r, seg[1])
+		if len(seg) == 1 {
+			s.listUsers(w, r)
+		} else {
+			s.getUser(w, r, seg[1])
+		}
 	case is(0, "groups"):
 		if s.allowDirectory(w, r, c) {
 			s.getGroup(w, r, seg[1])
@@ -234,11 +241,18 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 			"Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
 		return
 	}
+	out := project(groupObject(id, g), selectFields(r)).clone()
+	out["@odata.context"] = mustJSON(s.root + "/v1.0/$metadata#groups/$entity")
+	writeJSON(w, http.StatusOK, out)
+}
+
+// groupObject is a group as Graph answers it.
+func groupObject(id string, g Group) object {
 	types := g.GroupTypes
 	if types == nil {
 		types = []string{}
 	}
-	o := object{
+	return object{
 		"@odata.type":        mustJSON("#microsoft.graph.group"),
 		"id":                 mustJSON(id),
 		"displayName":        mustJSON(g.DisplayName),
@@ -247,9 +261,6 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 		"securityEnabled":    mustJSON(!slices.Contains(types, "Unified")),
 		"mailEnabled":        mustJSON(slices.Contains(types, "Unified")),
 	}
-	out := project(o, selectFields(r)).clone()
-	out["@odata.context"] = mustJSON(s.root + "/v1.0/$metadata#groups/$entity")
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) listDefinitions(w http.ResponseWriter, r *http.Request) {

@@ -69,6 +69,20 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, c claims, seg []s
 		} else {
 			s.getStrength(w, r, seg[2])
 		}
+	case is(0, "$batch") && len(seg) == 1:
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, r)
+			return
+		}
+		s.serveBatch(w, r, body)
+	case is(0, "directoryObjects") && is(1, "getByIds") && len(seg) == 2:
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, r)
+			return
+		}
+		if s.allow(w, r, c, PermDirectoryReadAll) {
+			s.getByIDs(w, r, body)
+		}
 	default:
 		writeError(w, r, http.StatusBadRequest, "BadRequest",
 			fmt.Sprintf("Resource not found for the segment '%s'.", seg[0]))
@@ -121,9 +135,13 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, items []json.
 	}
 	offset = min(offset, len(items))
 	end := min(offset+size, len(items))
+	page := items[offset:end]
+	if page == nil {
+		page = []json.RawMessage{} // an empty collection is [], never null, in Graph as in OData
+	}
 	out := map[string]any{
 		"@odata.context": s.URL() + "/v1.0/$metadata#" + context,
-		"value":          items[offset:end],
+		"value":          page,
 	}
 	if end < len(items) {
 		q.Del("$skiptoken")
@@ -195,7 +213,11 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	items := make([]json.RawMessage, 0, len(s.tenant.policyOrder))
 	for _, id := range s.tenant.policyOrder {
-		items = append(items, project(s.render(s.tenant.policies[id]), fields).marshal())
+		o, ok := s.lagRead(id, s.tenant.policies[id])
+		if !ok {
+			continue
+		}
+		items = append(items, project(s.render(o), fields).marshal())
 	}
 	s.mu.Unlock()
 	s.writePage(w, r, items, "identity/conditionalAccess/policies")
@@ -204,6 +226,9 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, id string) {
 	s.mu.Lock()
 	o, ok := s.tenant.policies[id]
+	if ok {
+		o, ok = s.lagRead(id, o)
+	}
 	var out object
 	if ok {
 		out = project(s.render(o), selectFields(r))
@@ -360,6 +385,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, body []byt
 	stored["modifiedDateTime"] = json.RawMessage("null")
 	stored["templateId"] = json.RawMessage("null")
 	s.tenant.putPolicy(stored)
+	s.lagCreated(id)
 	out := s.render(stored)
 	out["@odata.context"] = mustJSON(s.root + "/v1.0/$metadata#identity/conditionalAccess/policies/$entity")
 	location := s.root + "/v1.0/identity/conditionalAccess/policies/" + id
@@ -395,6 +421,7 @@ func (s *Server) patchPolicy(w http.ResponseWriter, r *http.Request, id string, 
 	}
 	next := mergePatch(cur, patch)
 	next["modifiedDateTime"] = mustJSON(s.opts.Now().UTC().Format("2006-01-02T15:04:05.0000000Z"))
+	s.lagPatched(id, cur)
 	s.tenant.putPolicy(next)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -19,8 +19,10 @@
 //     state, an unknown property, or users and groups that do not exist are a 400; an unknown id is a
 //     404. grantControls.authenticationStrength is answered expanded from the strength's id, as Graph
 //     v1.0 does.
-//   - Users (GET /users/{id}, $select honoured; 404 for an unknown id): the seeded users and every
-//     user that is a group member.
+//   - Users (GET /users/{id}, $select honoured; 404 for an unknown id; GET /users filtered by id):
+//     the seeded users and every user that is a group member.
+//   - JSON batching (POST /$batch, every sub-request recorded and served like a request of its
+//     own) and POST /directoryObjects/getByIds; see batch.go.
 //   - Groups' transitiveMembers (nested groups expanded, $select honoured) and authentication strength
 //     policies, with Microsoft's three built-in strengths always present.
 //   - Every request is recorded (Calls) before any answer to it leaves, so a client that has seen its
@@ -94,6 +96,10 @@ type Options struct {
 	// CollapseAuthenticationStrength makes policies answer grantControls.authenticationStrength with
 	// its id only, for clients that must cope with an unexpanded reference.
 	CollapseAuthenticationStrength bool
+	// NoPremiumLicence makes the tenant one without Entra ID P1 or P2: selecting a user's
+	// signInActivity answers 403 Authentication_RequestFromNonPremiumTenantOrB2CTenant, as Graph
+	// does whatever the permissions.
+	NoPremiumLicence bool
 	// IdentityHeader is the managed-identity secret; default a random value.
 	IdentityHeader string
 	// Now is the clock; default time.Now.
@@ -117,6 +123,7 @@ type Server struct {
 	callsMu sync.Mutex
 	calls   []*Call
 	faults  []*faultState
+	lag     lagState
 	started bool
 	closed  bool
 }
@@ -230,6 +237,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Path:   r.URL.Path,
 		Query:  r.URL.RawQuery,
 		Header: redactHeader(r.Header),
+	}
+	if id, ok := r.Context().Value(batchKey{}).(string); ok {
+		call.Batch = id
 	}
 	body, bodyErr := readBody(r)
 	call.Body = body

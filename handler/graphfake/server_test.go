@@ -670,7 +670,7 @@ func TestScenarioFiles(t *testing.T) {
 	}{
 		{"compliant.json", 2, 1},
 		{"drifted.json", 5, 3},
-		{"empty.json", 0, 0},
+		{"empty.json", 0, 2},
 		{"unrecognised.json", 6, 1},
 	}
 	for _, tt := range tests {
@@ -722,5 +722,44 @@ func TestLoadScenarioRejectsUnknownFields(t *testing.T) {
 	}
 	if err := s.LoadScenario(path); err == nil {
 		t.Fatal("a misspelt field was accepted")
+	}
+}
+
+// The lag fault plays Entra's replication: a patched policy reads as it was for the next reads, and a
+// created one answers 404 and is missing from the list.
+func TestLag(t *testing.T) {
+	s := start(t, Options{}, nil)
+	s.Lag(2, 2)
+	tok := s.Token()
+	do := func(method, path, body string) reply {
+		var b []byte
+		if body != "" {
+			b = []byte(body)
+		}
+		return call(t, method, s.URL()+path, tok, b, map[string]string{"Content-Type": "application/json"})
+	}
+	created := do(http.MethodPost, policiesPath, `{"displayName":"lagging","state":"disabled",
+		"conditions":{"users":{"includeUsers":["All"]},"applications":{"includeApplications":["All"]},"clientAppTypes":["all"]},
+		"grantControls":{"operator":"OR","builtInControls":["mfa"]}}`)
+	if created.status != http.StatusCreated {
+		t.Fatalf("create answered %d: %s", created.status, created.body)
+	}
+	id, _ := created.json(t)["id"].(string)
+	path := policiesPath + "/" + id
+	if n := len(do(http.MethodGet, policiesPath, "").json(t)["value"].([]any)); n != 0 {
+		t.Fatalf("the list right after the create holds %d policies, want 0", n)
+	}
+	for i, want := range []int{http.StatusNotFound, http.StatusOK} {
+		if got := do(http.MethodGet, path, "").status; got != want {
+			t.Fatalf("read %d by id after the create answered %d, want %d", i+2, got, want)
+		}
+	}
+	if got := do(http.MethodPatch, path, `{"state":"enabledForReportingButNotEnforced"}`).status; got != http.StatusNoContent {
+		t.Fatalf("patch answered %d", got)
+	}
+	for i, want := range []string{"disabled", "disabled", "enabledForReportingButNotEnforced"} {
+		if got, _ := do(http.MethodGet, path, "").json(t)["state"].(string); got != want {
+			t.Fatalf("read %d after the patch saw state %q, want %q", i+1, got, want)
+		}
 	}
 }

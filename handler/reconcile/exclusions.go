@@ -45,15 +45,17 @@ func (x Exclusions) mode() exclusion.Mode {
 	return x.Mode
 }
 
-// evaluate judges the tenant. plan is the verdict without R20, which is what Plan acts on: restoring
-// the managed policy cannot make an access review happen, so a review finding never prompts a write.
-// report is the verdict the caller shows: with EXCLUSION_REVIEW=require, R20 included. items is the
-// exclusion inventory of the policies that pass (or pass but for report-only state) and of the
-// managed policy.
-func (r *Reconciler) evaluate(ctx context.Context, t capolicy.Tenant) (report, plan capolicy.Report, items []exclusion.Item) {
+// evaluate judges the tenant. report is the verdict the caller shows: with EXCLUSION_REVIEW=require,
+// R20 included. base is the same verdict without R20, and plan is what Plan acts on: without R20
+// (restoring the managed policy cannot make an access review happen, so a review finding never
+// prompts a write) and on planT, where a break-glass group that answered 404 counts as empty (see
+// planTenant). items is the exclusion inventory of the policies that pass in plan (or pass but for
+// report-only state) and of the managed policy.
+func (r *Reconciler) evaluate(ctx context.Context, t, planT capolicy.Tenant, pre *prefetch) (report, base, plan capolicy.Report, items []exclusion.Item) {
 	cfg := r.Policy
 	cfg.RequireExclusionReview = false
-	plan = capolicy.Evaluate(t, cfg)
+	base = capolicy.Evaluate(t, cfg)
+	plan = capolicy.Evaluate(planT, cfg)
 	chosen := map[string]bool{}
 	for _, p := range plan.Policies {
 		if p.Compliant || (p.MeetsAllButState && p.State == capolicy.StateReportOnly) {
@@ -64,21 +66,29 @@ func (r *Reconciler) evaluate(ctx context.Context, t capolicy.Tenant) (report, p
 	items = exclusion.Collect(t.Policies, func(p capolicy.Policy) bool {
 		return chosen[p.ID] || strings.EqualFold(strings.TrimSpace(p.DisplayName), managed)
 	}, cfg)
-	r.inspect(ctx, items)
+	reader := r.Exclusions.Reader
+	if pre != nil && reader != nil {
+		if tr, ok := r.Store.(TenantReader); ok {
+			r.readDetails(ctx, tr, pre, items)
+		}
+		reader = pre
+	}
+	r.inspect(ctx, items, reader)
 	if r.Exclusions.mode() != exclusion.ModeRequire {
-		return plan, plan, items
+		return base, base, plan, items
 	}
 	t.ExclusionReviews = exclusion.Statuses(items)
 	cfg.RequireExclusionReview = true
-	return capolicy.Evaluate(t, cfg), plan, items
+	return capolicy.Evaluate(t, cfg), base, plan, items
 }
 
 // inspect fills in what Graph tells of each exclusion and judges its access review. Nothing here
 // fails the run: a missing permission or a Graph failure leaves less detail, or an unknown review,
 // and says which.
-func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item) {
+func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item, reader ExclusionReader) {
 	log := logctx.From(ctx, r.Log)
 	x := r.Exclusions
+	x.Reader = reader
 	mode := x.mode()
 	if x.Reader == nil {
 		for i := range items {
@@ -94,7 +104,8 @@ func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item) {
 		maxMembers = exclusion.DefaultMaxMembers
 	}
 	now := r.Now()
-	signIns, users := true, true
+	signIns, users := !r.noSignIns.Load(), true
+	licence := !signIns
 	type userRead struct {
 		m       exclusion.Member
 		problem string
@@ -110,11 +121,18 @@ func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item) {
 			if err == nil {
 				return m, ""
 			}
-			if !forbidden(err) {
+			switch {
+			case licenceMissing(err):
+				signIns, licence = false, true
+				if !r.noSignIns.Swap(true) {
+					log.Warn("last sign-ins of excluded accounts are not shown: the tenant has no Entra ID P1 or P2 licence; this process stops asking", zap.Error(err))
+				}
+			case !forbidden(err):
 				return exclusion.Member{}, brief(err)
+			default:
+				signIns = false
+				log.Warn("last sign-ins of excluded accounts are not shown: the AuditLog.Read.All permission is missing", zap.Error(err))
 			}
-			signIns = false
-			log.Warn("last sign-ins of excluded accounts are not shown: the AuditLog.Read.All permission is missing", zap.Error(err))
 		}
 		m, err := x.Reader.UserDetail(ctx, id, false)
 		if err == nil {
@@ -192,8 +210,12 @@ func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item) {
 		log.Warn("access reviews not read; exclusion reviews are unknown", zap.Error(rv.err))
 	}
 	if !signIns && users {
+		note := "last sign-ins not shown: grant AuditLog.Read.All to see them"
+		if licence {
+			note = "last sign-ins not shown: Graph reports sign-in activity only in tenants with an Entra ID P1 or P2 licence"
+		}
 		for i := range items {
-			items[i].Notes = append(items[i].Notes, "last sign-ins not shown: grant AuditLog.Read.All to see them")
+			items[i].Notes = append(items[i].Notes, note)
 		}
 	}
 }
@@ -251,6 +273,12 @@ func unknownReview(err error, what string) exclusion.Review {
 			Detail: fmt.Sprintf("Graph refused to read %s (403); grant AccessReview.Read.All to check this exclusion.", what)}
 	}
 	return exclusion.Review{Status: exclusion.ReviewUnknown, Detail: fmt.Sprintf("Reading %s failed (%s); the next run tries again.", what, brief(err))}
+}
+
+// licenceMissing reports a store error that says the tenant lacks the licence a read needs.
+func licenceMissing(err error) bool {
+	var l interface{ LicenceMissing() bool }
+	return errors.As(err, &l) && l.LicenceMissing()
 }
 
 // forbidden reports a store error that says a permission is missing.

@@ -39,6 +39,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -53,6 +54,7 @@ import (
 	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/exclusion"
+	"github.com/caguard/caguard/handler/snapshot"
 )
 
 // PolicyStore is what the reconciler needs of Microsoft Graph.
@@ -123,6 +125,9 @@ type Action struct {
 
 	desired capolicy.Policy // what apply writes, decided by Plan
 	byName  bool            // PolicyID was found by display name, not by the recorded id
+	// exclusionsOnly: the write only puts back lost break-glass exclusions; it holds when the policy
+	// read back excludes them all and meets no less of the control than before.
+	exclusionsOnly bool
 }
 
 // Outcome is the result of one reconcile.
@@ -136,6 +141,10 @@ type Outcome struct {
 	Exclusions []exclusion.Item
 
 	reviewOnly bool // the verdict fails on R20 alone (EXCLUSION_REVIEW=require)
+	// unreadableOnly: the verdict fails only because break-glass groups answer 404.
+	unreadableOnly bool
+	// restoreBlocked: a restore was due but not attempted, because the writer lock's storage failed.
+	restoreBlocked bool
 }
 
 // Reconciler holds the dependencies of the loop. All fields are set by main.
@@ -156,8 +165,15 @@ type Reconciler struct {
 	// Exclusions configures the exclusion inventory and the access-review check (EXCLUSION_REVIEW).
 	Exclusions Exclusions
 
+	// ReadBackDelays are the waits before each read of a policy just written, or recorded but left
+	// out of the list; nil means DefaultReadBackDelays.
+	ReadBackDelays []time.Duration
+
 	// warnedUserPermission is set once the missing User.Read.All permission has been logged.
 	warnedUserPermission atomic.Bool
+	// noSignIns is set once Graph said the tenant has no licence for sign-in activity: this process
+	// stops asking for it.
+	noSignIns atomic.Bool
 	// writers admits one run that may write at a time in this process, before Lock: Event Hub
 	// partitions, the timer and HTTP callers invoke concurrently, and two runs that both found no
 	// managed policy would both create one. Waiting here rather than at Lock keeps one instance's
@@ -173,30 +189,59 @@ type busyError struct{ err error }
 func (e busyError) Error() string   { return "another run of this instance is writing: " + e.err.Error() }
 func (e busyError) Unwrap() error   { return e.err }
 func (e busyError) Retriable() bool { return true }
+func (e busyError) Busy() bool      { return true }
 
 // Reconcile runs the loop once. Errors from Graph are returned wrapped, so a caller can tell a
 // retriable outage from a permanent refusal; alert delivery failures are logged, not returned, except
 // when no sink at all took the alert.
 //
-// A run that may write (Act) holds the writer lock from before the read until after the write and the
-// alert, so no two runs, on any instance, decide on the same state; one that cannot get it before ctx
-// ends fails as retriable. A report (Act false) writes nothing and never waits for the lock.
+// Only a run that may write to Graph (Act, in remediate mode) takes the writer lock, from before the
+// read until after the write and the alert, so no two such runs, on any instance, decide on the same
+// state; one that cannot get it before ctx ends fails as retriable. A report, and every run in alert
+// mode, writes nothing to Graph and needs nothing but a sink: it never waits for the lock and does
+// not depend on storage. When storage itself fails (not a lock held by another run), the run still
+// judges and alerts, says that the restore was not attempted and why, and then fails as retriable
+// when a restore was due, so the trigger tries again.
 func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error) {
-	if !req.Act {
-		return r.run(ctx, req)
+	if !req.Act || !r.Remediate {
+		return r.run(ctx, req, runMode{})
 	}
 	held, unlock, err := r.lockWriter(ctx)
 	if err != nil {
-		return Outcome{}, err
+		if isBusy(err) || ctx.Err() != nil {
+			return Outcome{}, err
+		}
+		logctx.From(ctx, r.Log).Error("writer lease unavailable: judging and alerting without restoring", zap.Error(err))
+		out, runErr := r.run(ctx, req, runMode{blocked: "the writer lease in the app's storage could not be taken (" + brief(err) + ")"})
+		if runErr != nil {
+			return out, runErr
+		}
+		if out.restoreBlocked {
+			return out, fmt.Errorf("restore not attempted: %w", err)
+		}
+		return out, nil
 	}
 	defer unlock()
-	out, err := r.run(held, req)
+	out, err := r.run(held, req, runMode{mayWrite: true})
 	if err != nil && held.Err() != nil && ctx.Err() == nil {
 		// The lock was lost mid-run (a renewal failed) and the run stopped: report the lock's cause,
 		// which says why and whether a retry helps, rather than the call it interrupted.
 		return out, fmt.Errorf("%w (the run stopped: %v)", context.Cause(held), err)
 	}
 	return out, err
+}
+
+// runMode says what a run may do beyond judging: mayWrite when it holds the writer lock in remediate
+// mode; blocked, when set, is why a remediate run that should have held it does not.
+type runMode struct {
+	mayWrite bool
+	blocked  string
+}
+
+// isBusy reports a lock error that says another run holds the lock, as opposed to storage failing.
+func isBusy(err error) bool {
+	var b interface{ Busy() bool }
+	return errors.As(err, &b) && b.Busy()
 }
 
 // lockWriter takes this process's writer slot, then the cross-instance lock when there is one. The
@@ -220,29 +265,31 @@ func (r *Reconciler) lockWriter(ctx context.Context) (context.Context, func(), e
 	return held, func() { unlock(); release() }, nil
 }
 
-// run is one pass of the loop, under the writer lock when req.Act.
-func (r *Reconciler) run(ctx context.Context, req Request) (Outcome, error) {
-	tenant, missing, err := r.read(ctx)
+// run is one pass of the loop, under the writer lock when mode.mayWrite.
+func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcome, error) {
+	tenant, missing, pre, err := r.read(ctx)
 	if err != nil {
 		return Outcome{}, err
 	}
+	log := logctx.From(ctx, r.Log)
 	recorded := ""
 	var ownerWarning string
 	if r.Owner != nil {
 		if recorded, err = r.Owner.ManagedPolicyID(ctx); err != nil {
-			if req.Act {
+			if mode.mayWrite {
 				return Outcome{}, fmt.Errorf("read the recorded id of the managed policy: %w", err)
 			}
-			// A report writes nothing, so it must not depend on storage: the name decides for it.
-			logctx.From(ctx, r.Log).Warn("recorded id of the managed policy unreadable; this report finds it by name", zap.Error(err))
-			ownerWarning = "the recorded id of the managed policy could not be read; this report found the policy by its name"
+			// A run that writes nothing to Graph must not depend on storage: the name decides for it.
+			log.Warn("recorded id of the managed policy unreadable; this run finds it by name", zap.Error(err))
+			ownerWarning = "the recorded id of the managed policy could not be read; this run found the policy by its name"
 			recorded = ""
 		}
 	}
 	if recorded != "" && !slices.ContainsFunc(tenant.Policies, func(p capolicy.Policy) bool { return strings.EqualFold(p.ID, recorded) }) {
-		// Graph's list can lag a create: ask for the recorded policy itself before taking it for
-		// deleted, or the next run would create a second one.
-		p, err := r.Store.GetPolicy(ctx, recorded)
+		// Graph's list can lag a create, and a read by id can answer 404 for a while after one: ask for
+		// the recorded policy itself, on the read-back schedule, before taking it for deleted, or the
+		// next write would create a second one.
+		p, err := r.readUntil(ctx, recorded, func(capolicy.Policy) bool { return true })
 		switch {
 		case err == nil:
 			tenant.Policies = append(tenant.Policies, p)
@@ -250,44 +297,50 @@ func (r *Reconciler) run(ctx context.Context, req Request) (Outcome, error) {
 			return Outcome{}, fmt.Errorf("read the recorded managed policy %s: %w", recorded, err)
 		}
 	}
-	report, planReport, exclusions := r.evaluate(ctx, tenant)
-	out := Outcome{Report: report, Exclusions: exclusions, reviewOnly: report.Verdict != planReport.Verdict}
+	planT := planTenant(tenant, missing)
+	report, base, planReport, exclusions := r.evaluate(ctx, tenant, planT, pre)
+	out := Outcome{Report: report, Exclusions: exclusions,
+		reviewOnly:     report.Verdict != base.Verdict && base.Verdict == planReport.Verdict,
+		unreadableOnly: base.Verdict != planReport.Verdict}
 	if ownerWarning != "" {
 		out.Warnings = append(out.Warnings, ownerWarning)
 	}
-	// A configured break-glass group that does not exist cannot be excluded by a restored policy
-	// (Graph refuses unknown ids), so the definition leaves it out and the alert says so.
-	planCfg := r.Policy
-	if len(missing) > 0 {
-		planCfg.BreakGlassGroupIDs = slices.DeleteFunc(slices.Clone(planCfg.BreakGlassGroupIDs), func(g string) bool { return slices.Contains(missing, g) })
-		for _, g := range missing {
-			out.Warnings = append(out.Warnings, fmt.Sprintf("break-glass group %s in BREAK_GLASS_GROUP_IDS does not exist", g))
-		}
+	// A configured break-glass object that answers 404 may be deleted, or may not have replicated yet:
+	// it stays in the definition (see breakglass.go), and the alert says so.
+	for _, g := range missing {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("break-glass group %s in BREAK_GLASS_GROUP_IDS answers 404 (deleted, or not yet replicated); caguard keeps excluding it: if it was deleted, remove it from the setting", g))
 	}
-	action := Plan(planReport, tenant, planCfg, recorded)
+	planCfg := r.Policy
+	action := Plan(planReport, planT, planCfg, recorded)
+	own, _, _ := owned(planT.Policies, recorded, planCfg.ManagedName())
+	action, bgWarnings := keepBreakGlass(action, own, tenant, planT, planCfg)
+	out.Warnings = append(out.Warnings, bgWarnings...)
+	var gone []string
 	if writesConditions(action) && len(planCfg.BreakGlassUserIDs) > 0 {
-		// The same holds for users; they are looked up only when the definition is about to be written.
-		gone, warnings, err := r.missingUsers(ctx, planCfg.BreakGlassUserIDs)
-		if err != nil {
+		// Users are looked up only when the definition is about to be written; one that is gone is
+		// reported and kept.
+		var warnings []string
+		if pre != nil {
+			gone, warnings = r.usersGone(ctx, pre.read, planCfg.BreakGlassUserIDs)
+		} else if gone, warnings, err = r.missingUsers(ctx, planCfg.BreakGlassUserIDs); err != nil {
 			return Outcome{}, err
 		}
 		out.Warnings = append(out.Warnings, warnings...)
-		if len(gone) > 0 {
-			planCfg.BreakGlassUserIDs = slices.DeleteFunc(slices.Clone(planCfg.BreakGlassUserIDs), func(u string) bool { return slices.Contains(gone, u) })
-			action = Plan(planReport, tenant, planCfg, recorded)
-		}
 	}
 	out.Warnings = append(out.Warnings, squatters(tenant.Policies, action, planCfg.ManagedName())...)
-	if req.Act && action.byName && r.Owner != nil {
+	if mode.mayWrite && action.byName && r.Owner != nil {
 		if err := r.Owner.SetManagedPolicyID(ctx, action.PolicyID); err != nil {
-			logctx.From(ctx, r.Log).Error("managed policy id not recorded", zap.String("policyId", action.PolicyID), zap.Error(err))
+			log.Error("managed policy id not recorded", zap.String("policyId", action.PolicyID), zap.Error(err))
 			out.Warnings = append(out.Warnings, fmt.Sprintf("could not record policy %s as the managed policy; it is found by its name until recorded", action.PolicyID))
 		} else {
 			action.Adopted = true
 		}
 	}
-	if out.reviewOnly {
+	switch {
+	case out.reviewOnly:
 		action.Reason = "only the access reviews of exclusions (R20) fail the control, and no write can fix them; " + action.Reason
+	case out.unreadableOnly:
+		action.Reason = "only the break-glass groups that answer 404 fail the control (their members cannot be read), and no write can fix that; " + action.Reason
 	}
 	if action.Kind == ActionCreate || action.Kind == ActionUpdate {
 		switch {
@@ -295,8 +348,11 @@ func (r *Reconciler) run(ctx context.Context, req Request) (Outcome, error) {
 			action.Reason += " (report only: nothing written)"
 		case !r.Remediate:
 			action.Reason += " (alert mode: nothing written; set REMEDIATION_MODE=remediate to restore)"
+		case !mode.mayWrite:
+			action.Reason += "; the restore was not attempted: " + mode.blocked + "; the trigger retries"
+			out.restoreBlocked = true
 		default:
-			warnings, err := r.apply(ctx, &action, tenant)
+			warnings, err := r.apply(ctx, &action, planT, own, missing, gone)
 			if err != nil {
 				return Outcome{}, err
 			}
@@ -304,12 +360,12 @@ func (r *Reconciler) run(ctx context.Context, req Request) (Outcome, error) {
 		}
 	}
 	out.Actions = []Action{action}
-	logctx.From(ctx, r.Log).Info("reconciled",
+	log.Info("reconciled",
 		zap.String("trigger", string(req.Trigger)), zap.String("verdict", string(out.Report.Verdict)),
 		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("written", action.Written), zap.Bool("performed", action.Performed))
 	r.logExclusions(ctx, out.Exclusions)
 
-	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed || r.reviewAlert(req, out)) {
+	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed || action.Written || out.restoreBlocked || len(bgWarnings) > 0 || r.reviewAlert(req, out)) {
 		a := r.newAlert(req, out)
 		out.Alert = &a
 		if err := r.send(ctx, a); err != nil {
@@ -321,8 +377,17 @@ func (r *Reconciler) run(ctx context.Context, req Request) (Outcome, error) {
 
 // read gathers everything Evaluate needs: the policies, the definitions of the authentication strengths
 // they reference, and the transitive members of the approved break-glass groups. Groups that do not
-// exist are returned apart; their membership stays unknown to Evaluate.
-func (r *Reconciler) read(ctx context.Context) (t capolicy.Tenant, missing []string, err error) {
+// answer 404 are returned apart; their membership stays unknown to Evaluate.
+func (r *Reconciler) read(ctx context.Context) (t capolicy.Tenant, missing []string, pre *prefetch, err error) {
+	if tr, ok := r.Store.(TenantReader); ok {
+		return r.readBatched(ctx, tr)
+	}
+	t, missing, err = r.readByCall(ctx)
+	return t, missing, nil, err
+}
+
+// readByCall is read for a store that cannot batch.
+func (r *Reconciler) readByCall(ctx context.Context) (t capolicy.Tenant, missing []string, err error) {
 	policies, err := r.Store.ListPolicies(ctx)
 	if err != nil {
 		return t, nil, fmt.Errorf("list conditional access policies: %w", err)
@@ -336,7 +401,7 @@ func (r *Reconciler) read(ctx context.Context) (t capolicy.Tenant, missing []str
 	for _, g := range r.Policy.BreakGlassGroupIDs {
 		ids, err := r.Store.GroupTransitiveMemberIDs(ctx, g)
 		if isNotFound(err) {
-			logctx.From(ctx, r.Log).Warn("break-glass group does not exist", zap.String("groupId", g))
+			r.logGoneGroup(ctx, g)
 			missing = append(missing, g)
 			continue
 		}
@@ -507,27 +572,58 @@ func writesConditions(a Action) bool {
 	return a.Kind == ActionCreate || (a.Kind == ActionUpdate && slices.Contains(a.Fields, "conditions"))
 }
 
-// missingUsers looks up the break-glass users and returns those that do not exist. Without the
-// permission to read users it cannot tell: every user is kept and one warning says so.
+// missingUsers looks up the break-glass users and returns those that answer 404, which stay in the
+// definition all the same (see breakglass.go). Without the permission to read users it cannot tell:
+// one warning says so.
 func (r *Reconciler) missingUsers(ctx context.Context, ids []string) (gone, warnings []string, err error) {
 	for _, id := range ids {
 		ok, err := r.Store.UserExists(ctx, id)
 		if forbidden(err) {
-			if !r.warnedUserPermission.Swap(true) {
-				logctx.From(ctx, r.Log).Warn("cannot tell whether the break-glass users exist: the optional User.Read.All permission is missing", zap.Error(err))
-			}
-			return nil, []string{"cannot tell whether the break-glass users exist (the optional User.Read.All permission is missing); all of them stay in the definition, and a deleted one makes Graph refuse the write"}, nil
+			return nil, []string{r.noUserPermission(ctx, err)}, nil
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("look up break-glass user %s: %w", id, err)
 		}
 		if !ok {
-			logctx.From(ctx, r.Log).Warn("break-glass user does not exist", zap.String("userId", id))
-			gone = append(gone, id)
-			warnings = append(warnings, fmt.Sprintf("break-glass user %s in BREAK_GLASS_USER_IDS does not exist; the restored definition leaves it out", id))
+			gone, warnings = append(gone, id), append(warnings, r.goneUser(ctx, id))
 		}
 	}
 	return gone, warnings, nil
+}
+
+// usersGone is missingUsers for a batched read, which looked the users up already.
+func (r *Reconciler) usersGone(ctx context.Context, rd snapshot.Read, ids []string) (gone, warnings []string) {
+	if err := rd.UsersErr; err != nil {
+		if forbidden(err) {
+			return nil, []string{r.noUserPermission(ctx, err)}
+		}
+		logctx.From(ctx, r.Log).Warn("break-glass users not looked up; all of them stay in the definition", zap.Error(err))
+		return nil, []string{"could not tell whether the break-glass users exist (" + brief(err) + "); all of them stay in the definition"}
+	}
+	for _, id := range ids {
+		if u, ok := rd.Users[id]; ok && !u.Found {
+			gone, warnings = append(gone, id), append(warnings, r.goneUser(ctx, id))
+		}
+	}
+	return gone, warnings
+}
+
+// noUserPermission logs, once per process, that users cannot be looked up, and returns the warning.
+func (r *Reconciler) noUserPermission(ctx context.Context, err error) string {
+	if !r.warnedUserPermission.Swap(true) {
+		logctx.From(ctx, r.Log).Warn("cannot tell whether the break-glass users exist: the optional User.Read.All permission is missing", zap.Error(err))
+	}
+	return "cannot tell whether the break-glass users exist (the optional User.Read.All permission is missing); all of them stay in the definition, and a deleted one makes Graph refuse the write"
+}
+
+func (r *Reconciler) logGoneGroup(ctx context.Context, id string) {
+	logctx.From(ctx, r.Log).Warn("break-glass group answers 404: deleted, or not yet replicated; it stays excluded", zap.String("groupId", id))
+}
+
+// goneUser logs and words a break-glass user that answered 404.
+func (r *Reconciler) goneUser(ctx context.Context, id string) string {
+	logctx.From(ctx, r.Log).Warn("break-glass user answers 404: deleted, or not yet replicated; it stays excluded", zap.String("userId", id))
+	return fmt.Sprintf("break-glass user %s in BREAK_GLASS_USER_IDS answers 404 (deleted, or not yet replicated); caguard keeps excluding it: if it was deleted, remove it from the setting", id)
 }
 
 // restoreFields picks the fewest top-level properties of the managed policy to put back for it to
@@ -592,15 +688,35 @@ func firstReasons(rep capolicy.Report) string {
 
 // apply writes the planned definition, then reads the policy back: Graph merges writes and may apply
 // them partly, so an action counts as performed only when the policy as Graph now holds it meets the
-// control (pending enforcement is enough when report-only is the state written). A read-back that
-// fails or lags is reported, not retried: the next trigger looks again.
-func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant) (warnings []string, err error) {
+// control (pending enforcement is enough when report-only is the state written). Reads lag writes, so
+// the read-back is repeated on the read-back schedule while it answers 404 or still shows the policy
+// as it was (own) where the write changed it; a read that shows something else is final.
+//
+// A write Graph refuses for good (a 4xx other than throttling) does not fail the run: the action says
+// so and the alert goes out, naming the break-glass objects that answered 404 (goneGroups,
+// goneUsers), the likeliest cause. A refusal a retry can fix fails the run, so the trigger retries.
+func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant, own *capolicy.Policy, goneGroups, goneUsers []string) (warnings []string, err error) {
 	log := logctx.From(ctx, r.Log)
+	if err := checkBreakGlass(*a, r.Policy); err != nil {
+		return nil, err
+	}
+	// refused returns err when a retry can help; otherwise it puts the refusal in the action's reason.
+	refused := func(err error) error {
+		if retriable(err) {
+			return err
+		}
+		log.Error("Graph refused the write of the managed policy", zap.String("kind", a.Kind), zap.String("policyId", a.PolicyID), zap.Error(err))
+		a.Reason += "; Graph refused the write (" + brief(err) + ")"
+		if len(goneGroups)+len(goneUsers) > 0 {
+			a.Reason += ", probably because " + describeIDs(goneUsers, goneGroups) + " answer 404: caguard keeps them in the definition, so if they were deleted, remove them from the break-glass settings"
+		}
+		return nil
+	}
 	switch a.Kind {
 	case ActionCreate:
 		created, err := r.Store.CreatePolicy(ctx, a.desired)
 		if err != nil {
-			return nil, fmt.Errorf("create managed policy: %w", err)
+			return nil, refused(fmt.Errorf("create managed policy: %w", err))
 		}
 		a.PolicyID = created.ID
 		if r.Owner != nil {
@@ -611,34 +727,69 @@ func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant) (w
 		}
 	case ActionUpdate:
 		if err := r.Store.UpdatePolicy(ctx, a.PolicyID, a.desired, a.Fields); err != nil {
-			return nil, fmt.Errorf("update managed policy %s: %w", a.PolicyID, err)
+			return nil, refused(fmt.Errorf("update managed policy %s: %w", a.PolicyID, err))
 		}
 	}
 	a.Written = true
 	log.Warn("wrote the managed policy", zap.String("kind", a.Kind), zap.String("policyId", a.PolicyID),
 		zap.String("state", a.State), zap.Strings("fields", a.Fields))
 
-	got, err := r.Store.GetPolicy(ctx, a.PolicyID)
+	judge := func(p capolicy.Policy) capolicy.Report {
+		return capolicy.Evaluate(capolicy.Tenant{
+			Policies:                []capolicy.Policy{p},
+			GroupMembers:            t.GroupMembers,
+			AuthenticationStrengths: t.AuthenticationStrengths,
+		}, r.Policy)
+	}
+	holds := func(p capolicy.Policy) bool {
+		if a.exclusionsOnly && own != nil {
+			return !worse(*own, p, t, r.Policy)
+		}
+		rep := judge(p)
+		return rep.Verdict == capolicy.VerdictCompliant ||
+			(a.State == capolicy.StateReportOnly.String() && rep.Verdict == capolicy.VerdictPendingEnforcement)
+	}
+	got, err := r.readUntil(ctx, a.PolicyID, func(p capolicy.Policy) bool {
+		// Final when the write shows, or when the read differs from the policy as it was where the
+		// write changed it: Graph applied something else, which waiting does not change.
+		return holds(p) && lostNone(p, r.Policy, a) || (own != nil && !sameWhere(p, *own, a.Fields))
+	})
 	if err != nil {
 		log.Warn("the write could not be read back", zap.String("policyId", a.PolicyID), zap.Error(err))
 		a.Reason += "; Graph accepted the write but the policy could not be read back to confirm it held (the next run checks again)"
 		return warnings, nil
 	}
-	rep := capolicy.Evaluate(capolicy.Tenant{
-		Policies:                []capolicy.Policy{got},
-		GroupMembers:            t.GroupMembers,
-		AuthenticationStrengths: t.AuthenticationStrengths,
-	}, r.Policy)
-	held := rep.Verdict == capolicy.VerdictCompliant ||
-		(a.State == capolicy.StateReportOnly.String() && rep.Verdict == capolicy.VerdictPendingEnforcement)
-	if !held {
-		a.Remaining = rep.Policies[0].Reasons
-		log.Error("the restore did not hold", zap.String("policyId", a.PolicyID), zap.String("stillFails", firstReasons(rep)))
-		a.Reason += "; the restore did not hold: Graph accepted the write, but the policy read back still fails: " + firstReasons(rep)
+	if !holds(got) || !lostNone(got, r.Policy, a) {
+		rep := judge(got)
+		if !a.exclusionsOnly {
+			a.Remaining = rep.Policies[0].Reasons
+		}
+		still := firstReasons(rep)
+		if len(a.Remaining) == 0 {
+			still = "it does not exclude every configured break-glass account"
+		}
+		log.Error("the restore did not hold", zap.String("policyId", a.PolicyID), zap.String("stillFails", still))
+		a.Reason += "; the restore did not hold: Graph accepted the write, but the policy read back still fails: " + still
 		return warnings, nil
 	}
 	a.Performed = true
 	return warnings, nil
+}
+
+// lostNone reports whether p excludes every configured break-glass object, when the write was meant
+// to make it so (it wrote the conditions).
+func lostNone(p capolicy.Policy, cfg capolicy.Config, a *Action) bool {
+	if a.Kind != ActionCreate && !slices.Contains(a.Fields, "conditions") {
+		return true
+	}
+	users, groups := lostBreakGlass(p, cfg)
+	return len(users)+len(groups) == 0
+}
+
+// retriable reports a store error that a retry of the invocation can fix.
+func retriable(err error) bool {
+	var r interface{ Retriable() bool }
+	return errors.As(err, &r) && r.Retriable()
 }
 
 func (r *Reconciler) send(ctx context.Context, a Alert) error {

@@ -14,6 +14,11 @@
 // Every invocation's answer is checked: caguard must count each batch exactly and reconcile none,
 // and the Graph emulator must receive no call.
 //
+// Then it sends caguard one batch holding a Conditional Access change, twice, against a compliant
+// tenant (the managed policy excluding a break-glass group of two break-glass users), and prints the
+// Graph HTTP round trips the reconcile cost, counted by the emulator: a JSON batch counts once, a
+// token request not at all. The budget is 3 for a run that writes nothing.
+//
 //	make build && go run ./scripts/benche2e -handler dist/handler
 package main
 
@@ -87,8 +92,13 @@ type target struct {
 func run(o options) error {
 	start := time.Now()
 	load0 := loadAvg()
-	fake, err := graphfake.New(graphfake.Options{})
+	// Pages as large as Graph's defaults (100 for most collections): the emulator's small test
+	// pages would add round trips that a tenant this size does not cost.
+	fake, err := graphfake.New(graphfake.Options{PageSize: 100})
 	if err != nil {
+		return err
+	}
+	if err := fake.Seed(benchScenario()); err != nil {
 		return err
 	}
 	if err := fake.Start(); err != nil {
@@ -140,6 +150,7 @@ func run(o options) error {
 		// Known up front, as in a deployment that sets it: the handler has no reason to ask Graph.
 		"CAGUARD_SERVICE_PRINCIPAL_ID="+benchSelfSP,
 		"BREAK_GLASS_GROUP_IDS="+benchBreakGlass,
+		"BREAK_GLASS_USER_IDS="+benchBGUser1+","+benchBGUser2,
 		"REMEDIATION_MODE=alert",
 	)
 	discard.cmd = exec.Command(self, "-serve", "discard")
@@ -201,7 +212,45 @@ func run(o options) error {
 	if calls != 0 {
 		return errors.New("a batch of noise made caguard call Graph")
 	}
+
+	var trips []int
+	for range 2 {
+		n, err := caRoundTrips(fake, caguard.host)
+		if err != nil {
+			return err
+		}
+		trips = append(trips, n)
+	}
+	fmt.Printf("Graph round trips per CA batch: %d (first batch after start %d; budget 3 when nothing is written)\n", trips[1], trips[0])
 	return nil
+}
+
+// caRoundTrips sends caguard one batch holding a Conditional Access change and returns the Graph
+// round trips its reconcile made, as the emulator counted them. The tenant is compliant and the
+// mode is alert: any write is an error.
+func caRoundTrips(fake *graphfake.Server, host *hosttest.Host) (int, error) {
+	body, err := caBatch(fake.TenantID(), time.Now())
+	if err != nil {
+		return 0, err
+	}
+	fake.Reset()
+	a, err := host.InvokeRaw("AuditLogEvents", body)
+	if err != nil {
+		return 0, fmt.Errorf("caguard: %w", err)
+	}
+	if a.Status != http.StatusOK || !strings.Contains(a.LogText(), "relevant=1 reconcile=true") {
+		return 0, fmt.Errorf("caguard answered a CA batch %d %q, want 200 and a reconcile", a.Status, a.LogText())
+	}
+	for _, c := range fake.Calls() {
+		if c.Batch != "" || !strings.HasPrefix(c.Path, "/v1.0/") {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "Graph round trip for a CA batch: %s %s\n", c.Method, c.Path)
+		if c.Method != http.MethodGet && c.Path != "/v1.0/$batch" {
+			return 0, fmt.Errorf("a compliant tenant in alert mode made caguard write: %s %s", c.Method, c.Path)
+		}
+	}
+	return fake.RoundTrips(), nil
 }
 
 // round sends every batch once to every handler, one invocation at a time, and returns each

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caguard/caguard/handler/azfunc/hosttest"
+	"github.com/caguard/caguard/handler/graphfake"
 )
 
 // The traffic is synthetic on purpose: records shaped like Entra's (see the auditlog fixtures and the
@@ -209,5 +210,73 @@ func noiseRecord(rng *rand.Rand, tenant string, at time.Time) (json.RawMessage, 
 		"operationName": a.name, "operationVersion": "1.0", "category": "AuditLogs", "tenantId": tenant,
 		"resultSignature": "None", "durationMs": rng.IntN(300), "callerIpAddress": ip, "correlationId": corr,
 		"identity": user, "Level": 4, "properties": props,
+	})
+}
+
+// The tenant the CA batch is measured against: caguard's managed policy, compliant, excluding the
+// break-glass group, whose two members are the configured break-glass users (all ids invented).
+const (
+	benchManagedPolicy = "9c4e2a71-3d5b-4f08-a6e1-7b2d0c8f4e53"
+	benchBGUser1       = "5a1f3c9e-7d24-4b6a-9e08-c3f2d1a7b645"
+	benchBGUser2       = "e2b7d4a0-61c9-4f3e-8a5d-0f9c6b3e1d72"
+)
+
+// benchScenario is that tenant, for the Graph emulator.
+func benchScenario() graphfake.Scenario {
+	policy, _ := json.Marshal(map[string]any{
+		"id": benchManagedPolicy, "displayName": "caguard: require MFA for Azure management", "state": "enabled",
+		"createdDateTime": "2026-01-05T09:00:00Z", "templateId": nil, "sessionControls": nil,
+		"conditions": map[string]any{
+			"clientAppTypes": []string{"all"}, "userRiskLevels": []string{}, "signInRiskLevels": []string{},
+			"applications": map[string]any{"includeApplications": []string{"797f4846-ba00-4fd7-ba43-dac1f8f63013"}, "excludeApplications": []string{}},
+			"users": map[string]any{"includeUsers": []string{"All"}, "excludeUsers": []string{}, "includeGroups": []string{},
+				"excludeGroups": []string{benchBreakGlass}, "includeRoles": []string{}, "excludeRoles": []string{}},
+		},
+		"grantControls": map[string]any{"operator": "OR", "builtInControls": []string{"mfa"}},
+	})
+	user := func(name string, days int) json.RawMessage {
+		b, _ := json.Marshal(map[string]any{"displayName": name, "accountEnabled": true,
+			"signInActivity": map[string]any{"lastSuccessfulSignInDateTime": fmt.Sprintf("now-%dd", days)}})
+		return b
+	}
+	return graphfake.Scenario{
+		Policies: []json.RawMessage{policy},
+		Groups: map[string]graphfake.Group{benchBreakGlass: {DisplayName: "Break-glass accounts",
+			Members: []graphfake.Member{{ID: benchBGUser1, DisplayName: "Break-glass 1"}, {ID: benchBGUser2, DisplayName: "Break-glass 2"}}}},
+		Users: map[string]json.RawMessage{benchBGUser1: user("Break-glass 1", 12), benchBGUser2: user("Break-glass 2", 40)},
+	}
+}
+
+// caBatch is one AuditLogEvents invocation holding one Conditional Access change: an admin
+// updating the managed policy, shaped as Entra's diagnostic setting writes it.
+func caBatch(tenant string, at time.Time) ([]byte, error) {
+	ts := at.UTC().Format("2006-01-02T15:04:05.0000000Z")
+	corr := "0f6b2c1e-8a47-4d35-b9e0-2c7d5f1a3e86"
+	rec, err := json.Marshal(map[string]any{
+		"time": ts, "resourceId": "/tenants/" + tenant + "/providers/Microsoft.aadiam",
+		"operationName": "Update conditional access policy", "operationVersion": "1.0", "category": "AuditLogs",
+		"tenantId": tenant, "resultSignature": "None", "durationMs": 0, "callerIpAddress": "203.0.113.7",
+		"correlationId": corr, "Level": 4,
+		"properties": map[string]any{
+			"id": "IPCGraph_" + corr[:8], "category": "Policy", "correlationId": corr, "result": "success",
+			"activityDisplayName": "Update conditional access policy", "activityDateTime": ts,
+			"loggedByService": "Conditional Access", "operationType": "Update", "tenantId": tenant,
+			"initiatedBy": map[string]any{"user": map[string]any{"id": "8d2f6a13-4c7e-4b90-a5d1-e3f7b0c2946a",
+				"userPrincipalName": "admin@contoso.example", "ipAddress": "203.0.113.7", "roles": []any{}}},
+			"targetResources": []any{map[string]any{"id": benchManagedPolicy, "type": "Policy",
+				"displayName": "caguard: require MFA for Azure management", "modifiedProperties": []any{}}},
+			"additionalDetails": []any{},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(map[string]any{"records": []json.RawMessage{rec}})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{
+		"Data":     hosttest.EventHubData("events", string(body)),
+		"Metadata": hosttest.EventHubMetadata("AuditLogEvents", 1),
 	})
 }
