@@ -152,7 +152,7 @@ func run() error {
 	step("Writes the tenant emulator received")
 	writes := 0
 	for _, c := range fake.Calls() {
-		if c.Method == http.MethodPost || c.Method == http.MethodPatch || c.Method == http.MethodDelete {
+		if (c.Method == http.MethodPost || c.Method == http.MethodPatch || c.Method == http.MethodDelete) && !graphfake.IsBatch(c) {
 			if strings.HasPrefix(c.Path, "/msi") {
 				continue
 			}
