@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -213,8 +214,9 @@ func TestOneWriterAcrossHandlerProcesses(t *testing.T) {
 func TestDeadHolderLosesTheLeaseAndTheNextRunProceeds(t *testing.T) {
 	t.Parallel()
 	fake, az := tenantWithStorage(t, "empty.json")
-	// The dying process reads Graph through a proxy that holds its policy list until the process is
-	// gone, and says when the list arrived: the run is then mid-way, holding the lease.
+	// The dying process reads Graph through a proxy that holds its first Graph read (the JSON batch
+	// that lists the policies) until the process is gone, and says when it arrived: the run is then
+	// mid-way, holding the lease.
 	arrived := make(chan struct{})
 	var once sync.Once
 	target, err := url.Parse(fake.URL())
@@ -223,7 +225,10 @@ func TestDeadHolderLosesTheLeaseAndTheNextRunProceeds(t *testing.T) {
 	}
 	forward := httputil.NewSingleHostReverseProxy(target)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && r.URL.Path == "/v1.0/identity/conditionalAccess/policies" {
+		if strings.HasPrefix(r.URL.Path, "/v1.0/") {
+			// The body is read first: net/http notices a closed connection, and cancels the
+			// request's context, only once the body has been consumed.
+			_, _ = io.Copy(io.Discard, r.Body)
 			once.Do(func() { close(arrived) })
 			<-r.Context().Done()
 			return
