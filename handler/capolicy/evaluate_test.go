@@ -593,7 +593,9 @@ func TestUnknownValuesSayTheyAreNotRecognised(t *testing.T) {
 			CodeNoMFAGrant, "futureControl (not recognised)"},
 		{"an unknown excluded application token", good(withApps("All", "MicrosoftFutureBundle")),
 			CodeAppExcluded, "MicrosoftFutureBundle (not recognised)"},
-		{"an unknown property", good(withConditions(func(c *Conditions) { c.Unrecognised = []UnknownValue{{Field: "conditions.futureCondition", Value: `{"x":1}`}} })),
+		{"an unknown property", good(withConditions(func(c *Conditions) {
+			c.Unrecognised = []UnknownValue{{Field: "conditions.futureCondition", Value: `{"x":1}`}}
+		})),
 			CodeUnrecognisedProperty, "(conditions.futureCondition)"},
 	}
 	for _, tt := range tests {
