@@ -19,7 +19,9 @@ type describedErr struct {
 	retriable bool
 }
 
-func (e describedErr) Error() string    { return "graph answered 403 Authorization_RequestDenied: raw Graph text eyJhbGciOi" }
+func (e describedErr) Error() string {
+	return "graph answered 403 Authorization_RequestDenied: raw Graph text eyJhbGciOi"
+}
 func (e describedErr) Describe() string { return e.words }
 func (e describedErr) Retriable() bool  { return e.retriable }
 
