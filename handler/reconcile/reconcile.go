@@ -174,14 +174,14 @@ func (e busyError) Error() string   { return "another run of this instance is wr
 func (e busyError) Unwrap() error   { return e.err }
 func (e busyError) Retriable() bool { return true }
 
-// Reconcile runs the loop once. Errors from Graph are returned wrapped, so a caller can tell a
-// retriable outage from a permanent refusal; alert delivery failures are logged, not returned, except
-// when no sink at all took the alert.
+// reconcile runs the loop once; Reconcile (failure.go) wraps it. Errors from Graph are returned
+// wrapped, so a caller can tell a retriable outage from a permanent refusal; alert delivery failures
+// are logged, not returned, except when no sink at all took the alert.
 //
 // A run that may write (Act) holds the writer lock from before the read until after the write and the
 // alert, so no two runs, on any instance, decide on the same state; one that cannot get it before ctx
 // ends fails as retriable. A report (Act false) writes nothing and never waits for the lock.
-func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error) {
+func (r *Reconciler) reconcile(ctx context.Context, req Request) (Outcome, error) {
 	if !req.Act {
 		return r.run(ctx, req)
 	}
@@ -401,6 +401,9 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config, recordedI
 		if own.State == capolicy.StateEnabled {
 			// An administrator switched enforcement on: restoring the definition must not lower it.
 			desired.State = capolicy.StateEnabled
+		}
+		if skip := unknownStateSkip(own); skip != "" {
+			return action(Action{Kind: ActionSkip, Reason: skip})
 		}
 	} else if rep.Verdict == capolicy.VerdictPendingEnforcement {
 		return Action{Kind: ActionNone, Reason: pendingName(rep) + " meets the control in report-only mode; switch it on rather than adding a second report-only copy"}
@@ -655,7 +658,7 @@ func (r *Reconciler) send(ctx context.Context, a Alert) error {
 		}
 	}
 	if len(failed) == len(r.Sinks) {
-		return fmt.Errorf("no alert sink took the alert (%s): %w", strings.Join(failed, ", "), last)
+		return &undelivered{sinks: failed, err: last}
 	}
 	return nil
 }
