@@ -163,7 +163,7 @@ var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 func newView(a reconcile.Alert, lim limits) view {
 	c := func(s string) string { return clip(s, lim.value) }
 	v := view{
-		Title: "caguard alert: " + headline(a.Verdict),
+		Title: "caguard alert: " + headlineOf(a),
 		// The summary and next step are caguard's own sentences around a name or two: they get more room.
 		Summary:   clip(a.Summary, 3*lim.value),
 		NextStep:  clip(a.NextStep, 3*lim.value),
@@ -177,7 +177,13 @@ func newView(a reconcile.Alert, lim limits) view {
 		v.Tone = toneGood
 	}
 
-	v.Facts = append(v.Facts, fact{"Verdict", c(string(a.Verdict))}, fact{"Tenant", c(a.TenantID)})
+	if a.Failure != "" {
+		// A failed run has no verdict: what failed is the one reason to show.
+		v.Facts = append(v.Facts, fact{"Verdict", "not evaluated: the run failed"}, fact{"Tenant", c(a.TenantID)})
+		v.Reasons = append(v.Reasons, c(a.Failure))
+	} else {
+		v.Facts = append(v.Facts, fact{"Verdict", c(string(a.Verdict))}, fact{"Tenant", c(a.TenantID)})
+	}
 	if p := a.Closest; p != nil {
 		v.Facts = append(v.Facts, fact{"Policy", c(quoted(p.DisplayName) + " (" + p.ID + ")")}, fact{"State", c(p.State)})
 		if guidRE.MatchString(p.ID) {

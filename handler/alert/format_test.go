@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/caguard/caguard/handler/capolicy"
@@ -113,6 +114,22 @@ func noPolicyAlert() reconcile.Alert {
 	return a
 }
 
+// failedRunAlert is the alert of a nightly sweep that could not finish: no verdict, and the words of
+// its cause.
+func failedRunAlert() reconcile.Alert {
+	const words = "Graph answered 403 to list the Conditional Access policies: the app lacks Policy.Read.All (grant the application permission with admin consent)"
+	return reconcile.Alert{
+		ID:       "7c1e9a04d2b35f68",
+		Time:     time.Date(2026, 3, 15, 2, 30, 4, 0, time.UTC),
+		TenantID: "11111111-2222-3333-4444-555555555555",
+		Trigger:  reconcile.TriggerSweep,
+		Failure:  words,
+		Summary:  "caguard could not finish the nightly-sweep run: " + words + ".",
+		Actions:  []reconcile.Action{},
+		NextStep: "Fix the cause above, then POST /api/Evaluate to check the tenant: until a run finishes, caguard neither checks the control nor restores its policy.",
+	}
+}
+
 var formatCases = []struct {
 	name  string
 	alert func() reconcile.Alert
@@ -121,6 +138,7 @@ var formatCases = []struct {
 	{"pending-enforcement", pendingAlert},
 	{"no-policy", noPolicyAlert},
 	{"hostile", hostileAlert},
+	{"run-failed", failedRunAlert},
 }
 
 // TestEncodeGolden pins every format's body for each alert; run with -update to accept a change.

@@ -36,6 +36,9 @@ func (s *LogSink) Send(ctx context.Context, a reconcile.Alert) error {
 		zap.String("verdict", string(a.Verdict)),
 		zap.String("summary", a.Summary),
 	}
+	if a.Failure != "" {
+		fields = append(fields, zap.String("failure", a.Failure))
+	}
 	if a.Closest != nil {
 		codes := make([]string, 0, len(a.Closest.Reasons))
 		for _, r := range a.Closest.Reasons {

@@ -23,8 +23,12 @@ const (
 // value goes through clean: a policy called "<!channel>" must not page a whole Slack workspace.
 func messageText(a reconcile.Alert) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "caguard alert: %s (tenant %s)", headline(a.Verdict), clean(a.TenantID))
-	if a.Summary != "" {
+	fmt.Fprintf(&b, "caguard alert: %s (tenant %s)", headlineOf(a), clean(a.TenantID))
+	switch {
+	case a.Failure != "":
+		// The summary wraps these words, and a cut summary would cut them.
+		b.WriteString("\n\nWhat failed: " + clean(a.Failure))
+	case a.Summary != "":
 		b.WriteString("\n\n" + clean(a.Summary))
 	}
 
@@ -65,6 +69,14 @@ func messageText(a reconcile.Alert) string {
 	}
 	fmt.Fprintf(&b, "\n\nAlert %s, %s, trigger %s.", clean(a.ID), a.Time.UTC().Format(time.RFC3339), clean(string(a.Trigger)))
 	return b.String()
+}
+
+// headlineOf is an alert's title: its verdict, or that the run failed and nothing was checked.
+func headlineOf(a reconcile.Alert) string {
+	if a.Failure != "" {
+		return "a run failed, so MFA for the Windows Azure Service Management API was not checked"
+	}
+	return headline(a.Verdict)
 }
 
 func headline(v capolicy.Verdict) string {

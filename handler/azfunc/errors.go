@@ -47,11 +47,23 @@ func Permanent(msg string, err error) error {
 // BadRequest is a caller's mistake, answered with 400 and msg.
 func BadRequest(msg string) error { return &PublicError{Status: http.StatusBadRequest, Message: msg} }
 
-// PublicMessage returns the text of err that may be shown to a caller.
+// Describer is implemented by errors that can say what failed in words a person can act on and that
+// are safe to show any caller: no token, no raw answer body, no SAS. The reconciler's failures, Graph's
+// errors and storage's errors do; the text is what an HTTP caller and the invocation log read.
+type Describer interface{ Describe() string }
+
+// PublicMessage returns the text of err that may be shown to a caller: a PublicError's message, else
+// the words of the outermost Describer in the chain, else a generic sentence.
 func PublicMessage(err error) string {
 	var p *PublicError
 	if errors.As(err, &p) {
 		return p.Message
+	}
+	var d Describer
+	if errors.As(err, &d) {
+		if s := d.Describe(); s != "" {
+			return s
+		}
 	}
 	if IsRetriable(err) {
 		return "a dependency is unavailable or throttling; retry later"

@@ -171,9 +171,33 @@ func (s *Store) Name() string { return s.name }
 
 // unavailable marks a storage failure as one a retry of the invocation can fix.
 type unavailable struct {
-	msg  string
-	err  error
-	busy bool // another run holds the lease: storage works
+	msg   string
+	err   error
+	busy  bool   // another run holds the lease: storage works
+	words string // what failed, for a person (Describe); set with say
+}
+
+// Words for people, by what a run could not do: an HTTP caller and an alert read them.
+const (
+	wordsLease   = "storage is unreachable (the writer lease could not be taken); a retry later can succeed"
+	wordsBusy    = "another caguard run held the writer lease until this run's deadline; a retry runs after it"
+	wordsLost    = "storage stopped answering during the run, so the writer lease was lost and the run stopped before writing; a retry later can succeed"
+	wordsRecord  = "storage is unreachable (the recorded id of the managed policy could not be read); a retry later can succeed"
+	wordsRecordW = "storage is unreachable (the id of the managed policy could not be recorded)"
+)
+
+// say sets the words Describe returns.
+func (e *unavailable) say(words string) *unavailable {
+	e.words = words
+	return e
+}
+
+// Describe says what failed in words safe to show any caller: no account key, SAS or URL.
+func (e *unavailable) Describe() string {
+	if e.words == "" {
+		return "storage is unreachable; a retry later can succeed"
+	}
+	return e.words
 }
 
 // newUnavailable wraps err, first dropping the query from a transport error's URL: with SAS
@@ -296,7 +320,7 @@ func (s *Store) acquire(ctx context.Context, lc *lease.BlobClient) (time.Time, e
 			}
 		case bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound):
 			if creates++; creates > 3 {
-				return time.Time{}, newUnavailable("acquire writer lease "+s.name+": the blob is still missing after it was created", err)
+				return time.Time{}, newUnavailable("acquire writer lease "+s.name+": the blob is still missing after it was created", err).say(wordsLease)
 			}
 			if err := s.create(ctx); err != nil {
 				return time.Time{}, err
@@ -305,15 +329,15 @@ func (s *Store) acquire(ctx context.Context, lc *lease.BlobClient) (time.Time, e
 			// The deadline ran out during a request rather than between two.
 			return time.Time{}, s.gaveUp(ctx, start)
 		case ctx.Err() != nil:
-			return time.Time{}, newUnavailable("acquire writer lease "+s.name, context.Cause(ctx))
+			return time.Time{}, newUnavailable("acquire writer lease "+s.name, context.Cause(ctx)).say(wordsLease)
 		default:
-			return time.Time{}, newUnavailable("acquire writer lease "+s.name, err)
+			return time.Time{}, newUnavailable("acquire writer lease "+s.name, err).say(wordsLease)
 		}
 	}
 }
 
 func (s *Store) gaveUp(ctx context.Context, start time.Time) error {
-	u := newUnavailable(fmt.Sprintf("writer lease %s is held by another run; gave up after %s", s.name, s.now().Sub(start).Round(time.Millisecond)), context.Cause(ctx))
+	u := newUnavailable(fmt.Sprintf("writer lease %s is held by another run; gave up after %s", s.name, s.now().Sub(start).Round(time.Millisecond)), context.Cause(ctx)).say(wordsBusy)
 	u.busy = true
 	return u
 }
@@ -323,7 +347,7 @@ func (s *Store) gaveUp(ctx context.Context, start time.Time) error {
 func (s *Store) create(ctx context.Context) error {
 	_, err := s.container.Create(ctx, nil)
 	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-		return newUnavailable("create container for "+s.name, err)
+		return newUnavailable("create container for "+s.name, err).say(wordsLease)
 	}
 	etagAny := azcore.ETagAny
 	_, err = s.blob.Upload(ctx, streaming.NopCloser(strings.NewReader("")), &blockblob.UploadOptions{
@@ -331,7 +355,7 @@ func (s *Store) create(ctx context.Context) error {
 	})
 	// A leased or existing blob answers 409 or 412: someone created it first.
 	if err != nil && !bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet, bloberror.LeaseIDMissing) {
-		return newUnavailable("create "+s.name, err)
+		return newUnavailable("create "+s.name, err).say(wordsLease)
 	}
 	return nil
 }
@@ -379,7 +403,7 @@ func (s *Store) renew(held context.Context, lc *lease.BlobClient, last time.Time
 			default:
 			}
 			logctx.From(held, s.log).Error("writer lease lost; the run stops before writing", zap.String("blob", s.name), zap.Error(err))
-			cancel(newUnavailable("renew writer lease "+s.name, errors.Join(ErrLeaseLost, err)))
+			cancel(newUnavailable("renew writer lease "+s.name, errors.Join(ErrLeaseLost, err)).say(wordsLost))
 			return
 		}
 		last = sent

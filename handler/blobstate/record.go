@@ -39,12 +39,12 @@ func (s *Store) ManagedPolicyID(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", newUnavailable("read ownership record "+s.name, err)
+		return "", newUnavailable("read ownership record "+s.name, err).say(wordsRecord)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRecord+1))
 	if err != nil {
-		return "", newUnavailable("read ownership record "+s.name, err)
+		return "", newUnavailable("read ownership record "+s.name, err).say(wordsRecord)
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		return "", nil
@@ -74,7 +74,7 @@ func (s *Store) SetManagedPolicyID(ctx context.Context, id string) error {
 		return ErrNotHeld
 	}
 	if err := ctx.Err(); err != nil {
-		return newUnavailable("record managed policy "+id, context.Cause(ctx))
+		return newUnavailable("record managed policy "+id, context.Cause(ctx)).say(wordsRecordW)
 	}
 	body, err := json.Marshal(record{ManagedPolicyID: strings.ToLower(id), RecordedAt: s.now().UTC()})
 	if err != nil {
@@ -86,7 +86,7 @@ func (s *Store) SetManagedPolicyID(ctx context.Context, id string) error {
 		AccessConditions: &blob.AccessConditions{LeaseAccessConditions: &blob.LeaseAccessConditions{LeaseID: &leaseID}},
 	})
 	if err != nil {
-		return newUnavailable(fmt.Sprintf("record managed policy %s in %s", id, s.name), err)
+		return newUnavailable(fmt.Sprintf("record managed policy %s in %s", id, s.name), err).say(wordsRecordW)
 	}
 	return nil
 }

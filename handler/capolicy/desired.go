@@ -219,6 +219,18 @@ func sessions(p *Policy) *SessionControls {
 	return p.SessionControls
 }
 
+// unknownStrings renders unrecognised properties as path=value, so Diff sees a changed value too.
+func unknownStrings(vs []UnknownValue) []string {
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Field + "=" + v.Value
+	}
+	return out
+}
+
 func orNotSet(s string) string {
 	if s == "" {
 		return notSet
@@ -232,7 +244,13 @@ func fields() []field {
 		return field{path, func(p *Policy) string { return renderList(get(p)) }}
 	}
 	return []field{
-		{"state", func(p *Policy) string { return p.State.String() }},
+		{"state", func(p *Policy) string {
+			// "unknown" is how a Policy marshals StateUnknown, so it reads back as the same state.
+			if p.State == StateUnknown && p.UnrecognisedState != "" && !strings.EqualFold(p.UnrecognisedState, StateUnknown.String()) {
+				return strconv.Quote(p.UnrecognisedState) + notRecognised
+			}
+			return p.State.String()
+		}},
 		{"displayName", func(p *Policy) string { return strconv.Quote(p.DisplayName) }},
 		list("conditions.users.includeUsers", func(p *Policy) []string { return users(p).IncludeUsers }),
 		list("conditions.users.excludeUsers", func(p *Policy) []string { return users(p).ExcludeUsers }),
@@ -276,13 +294,13 @@ func fields() []field {
 		list("conditions.authenticationFlows.transferMethods", func(p *Policy) []string { return flows(p).TransferMethods }),
 		// Properties the model does not know cannot be compared one by one; their presence is the
 		// difference.
-		list("conditions.unrecognised", func(p *Policy) []string { return p.Conditions.Unrecognised }),
+		list("conditions.unrecognised", func(p *Policy) []string { return unknownStrings(p.Conditions.Unrecognised) }),
 		{"grantControls.operator", func(p *Policy) string { return orNotSet(grants(p).Operator) }},
 		list("grantControls.builtInControls", func(p *Policy) []string { return grants(p).BuiltInControls }),
 		list("grantControls.customAuthenticationFactors", func(p *Policy) []string { return grants(p).CustomAuthenticationFactors }),
 		list("grantControls.termsOfUse", func(p *Policy) []string { return grants(p).TermsOfUse }),
 		{"grantControls.authenticationStrength", func(p *Policy) string { return renderStrength(grants(p).AuthenticationStrength) }},
-		list("grantControls.unrecognised", func(p *Policy) []string { return grants(p).Unrecognised }),
+		list("grantControls.unrecognised", func(p *Policy) []string { return unknownStrings(grants(p).Unrecognised) }),
 		{"sessionControls.disableResilienceDefaults", func(p *Policy) string {
 			if sessions(p).DisableResilienceDefaults == nil {
 				return notSet

@@ -93,9 +93,12 @@ const (
 )
 
 // Reason is one way a policy falls short. Message is one sentence an admin reads in an alert.
+// Unrecognised names, for a reason caused by values caguard does not know (STATE_UNKNOWN,
+// UNRECOGNISED_PROPERTY, UNRECOGNISED_VALUE), each such value as Graph sent it.
 type Reason struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code         string         `json:"code"`
+	Message      string         `json:"message"`
+	Unrecognised []UnknownValue `json:"unrecognised,omitempty"`
 }
 
 // PolicyResult is the evaluation of one policy.
@@ -437,6 +440,9 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	}
 	var rs []Reason
 	add := func(code, msg string) { rs = append(rs, Reason{Code: code, Message: msg}) }
+	addUnknown := func(code, msg string, vals []UnknownValue) {
+		rs = append(rs, Reason{Code: code, Message: msg, Unrecognised: vals})
+	}
 
 	// R1. Checked first so a report-only policy's first reason says so, but it does not stop the rest.
 	stateOK := false
@@ -448,7 +454,11 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	case StateDisabled:
 		add(CodeStateNotEnabled, msgStateNotEnabled)
 	default:
-		add(CodeStateUnknown, msgStateUnknown)
+		state, vals := "missing", []UnknownValue(nil)
+		if v := strings.TrimSpace(p.UnrecognisedState); v != "" {
+			state, vals = strconv.Quote(v)+notRecognised, []UnknownValue{{Field: "state", Value: v}}
+		}
+		addUnknown(CodeStateUnknown, render(msgStateUnknown, state), vals)
 	}
 	stateReasons := len(rs)
 
@@ -457,8 +467,16 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	e.users(c.Users, add)
 	e.applications(c.Applications, add)
 	e.narrowing(c, add)
-	unrecognised(c.Unrecognised, add)
-	e.grant(p.GrantControls, add)
+	unrecognised(c.Unrecognised, addUnknown)
+	e.grant(p.GrantControls, add, addUnknown)
+	vals := unknownValues(p)
+	if g := p.GrantControls; g != nil {
+		_, _, _, u := e.strength(g.AuthenticationStrength)
+		vals = append(vals, u...)
+	}
+	if len(vals) > 0 {
+		addUnknown(CodeUnrecognisedValue, render(msgUnrecognisedValue, unknownText(vals)), vals)
+	}
 	if e.cfg.RequireExclusionReview && len(rs) == stateReasons {
 		e.exclusionReviews(c.Users, add)
 	}
@@ -696,25 +714,32 @@ const (
 	strengthMFA
 	strengthWeak
 	strengthUnresolved
+	strengthUnknown // requirementsSatisfied holds a value caguard does not recognise
 )
 
 // strength resolves a grant's authentication strength: its own requirementsSatisfied when Graph sent
-// the whole object, else the tenant's definition with that id.
-func (e *evaluator) strength(s *AuthenticationStrength) (outcome int, name, requirement string) {
+// the whole object, else the tenant's definition with that id. unknown lists what of the resolved
+// strength caguard does not recognise (see strengthUnknowns).
+func (e *evaluator) strength(s *AuthenticationStrength) (outcome int, name, requirement string, unknown []UnknownValue) {
 	if !strengthSet(s) {
-		return strengthNone, "", ""
+		return strengthNone, "", "", nil
 	}
 	name = strings.TrimSpace(s.DisplayName)
 	id := strings.TrimSpace(s.ID)
 	requirement = strings.TrimSpace(s.RequirementsSatisfied)
+	combos := s.AllowedCombinations
 	if requirement == "" && id != "" {
 		if def, ok := e.strengths[idKey(id)]; ok {
 			requirement = strings.TrimSpace(def.RequirementsSatisfied)
+			if len(combos) == 0 {
+				combos = def.AllowedCombinations
+			}
 			if name == "" {
 				name = strings.TrimSpace(def.DisplayName)
 			}
 		}
 	}
+	unknown = strengthUnknowns(requirement, combos)
 	switch {
 	case name != "" && id != "":
 		name = strconv.Quote(name) + " (" + id + ")"
@@ -727,25 +752,29 @@ func (e *evaluator) strength(s *AuthenticationStrength) (outcome int, name, requ
 	}
 	switch {
 	case requirement == "":
-		return strengthUnresolved, name, ""
+		return strengthUnresolved, name, "", unknown
+	case slices.ContainsFunc(unknown, func(u UnknownValue) bool { return strings.HasSuffix(u.Field, ".requirementsSatisfied") }):
+		return strengthUnknown, name, requirement, unknown
 	case strings.EqualFold(requirement, "mfa"):
-		return strengthMFA, name, requirement
+		return strengthMFA, name, requirement, unknown
 	}
-	return strengthWeak, name, requirement
+	return strengthWeak, name, requirement, unknown
 }
 
 // unrecognised fails a section that holds properties the model does not know: any of them may
 // narrow the policy or offer an alternative to MFA.
-func unrecognised(paths []string, add func(code, msg string)) {
-	if len(paths) > 0 {
-		add(CodeUnrecognisedProperty, render(msgUnrecognisedProperty, joinList(paths)))
+func unrecognised(props []UnknownValue, add func(code, msg string, vals []UnknownValue)) {
+	if len(props) > 0 {
+		add(CodeUnrecognisedProperty, render(msgUnrecognisedProperty, propertyText(props)), props)
 	}
 }
 
-// grant is R17 and R18 (R19: session controls play no part).
-func (e *evaluator) grant(g *GrantControls, add func(code, msg string)) {
+// grant is R17 and R18 (R19: session controls play no part). Values it does not recognise fail the
+// policy apart (UNRECOGNISED_VALUE); here an unknown operator reads as the weaker OR, and a strength
+// whose requirement is unknown as an alternative that is not MFA.
+func (e *evaluator) grant(g *GrantControls, add func(code, msg string), addUnknown func(code, msg string, vals []UnknownValue)) {
 	if g != nil {
-		unrecognised(g.Unrecognised, add)
+		unrecognised(g.Unrecognised, addUnknown)
 	}
 	if g == nil || (vocabBuiltInControls.empty(g.BuiltInControls) && vocabIDs.empty(g.CustomAuthenticationFactors) &&
 		vocabIDs.empty(g.TermsOfUse) && !strengthSet(g.AuthenticationStrength)) {
@@ -756,7 +785,7 @@ func (e *evaluator) grant(g *GrantControls, add func(code, msg string)) {
 		add(CodeGrantBlockNotMFA, msgGrantBlockNotMFA)
 		return
 	}
-	outcome, sname, requirement := e.strength(g.AuthenticationStrength)
+	outcome, sname, requirement, _ := e.strength(g.AuthenticationStrength)
 	customMFA := e.cfg.CustomControlsCountAsMFA && !vocabIDs.empty(g.CustomAuthenticationFactors)
 	hasMFA := vocabBuiltInControls.has(g.BuiltInControls, "mfa") || outcome == strengthMFA || customMFA
 	and := strings.EqualFold(strings.TrimSpace(g.Operator), "AND")
@@ -777,8 +806,11 @@ func (e *evaluator) grant(g *GrantControls, add func(code, msg string)) {
 				return true
 			})
 		}
-		if outcome == strengthWeak {
+		switch outcome {
+		case strengthWeak:
 			out = append(out, "the non-MFA authentication strength "+sname)
+		case strengthUnknown:
+			out = append(out, "the authentication strength "+sname+" (requirementsSatisfied "+strconv.Quote(requirement)+notRecognised+")")
 		}
 		return out
 	}
@@ -789,6 +821,8 @@ func (e *evaluator) grant(g *GrantControls, add func(code, msg string)) {
 			add(CodeWeakAuthStrength, render(msgWeakAuthStrength, sname, requirement))
 		case strengthUnresolved:
 			add(CodeAuthStrengthUnresolved, render(msgAuthStrengthUnresolved, sname))
+		case strengthUnknown:
+			// UNRECOGNISED_VALUE names the requirement; nothing here shows the strength is MFA.
 		default:
 			sep := " or "
 			if and {

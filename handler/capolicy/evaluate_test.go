@@ -315,15 +315,16 @@ func evalCases() []evalCase {
 			verdict: VerdictCompliant, passing: []string{"9e5a3b4c-6d7e-4f8a-9b0c-1d2e3f4a5b6c"}},
 		// Values and properties the model does not know never widen a policy.
 		{name: "an unknown client app type counts as narrowing", fixtures: []string{"graph/unknown-client-app-type.json"},
-			verdict: VerdictNonCompliant, codes: []string{CodeClientAppTypesNarrowed}, closest: "0f6b4c5d-7e8f-4a9b-8c0d-2e3f4a5b6c7d"},
+			verdict: VerdictNonCompliant, codes: []string{CodeClientAppTypesNarrowed, CodeUnrecognisedValue}, closest: "0f6b4c5d-7e8f-4a9b-8c0d-2e3f4a5b6c7d"},
 		{name: "an unknown excluded guest type counts as excluding guests", fixtures: []string{"graph/unknown-guest-type.json"},
-			verdict: VerdictNonCompliant, codes: []string{CodeExcludesGuests}, closest: "1a7c5d6e-8f9a-4b0c-9d1e-3f4a5b6c7d8e"},
+			verdict: VerdictNonCompliant, codes: []string{CodeExcludesGuests, CodeUnrecognisedValue}, closest: "1a7c5d6e-8f9a-4b0c-9d1e-3f4a5b6c7d8e"},
 		{name: "an unknown built-in control in an OR is an alternative to MFA", policies: []Policy{good(withGrant(&GrantControls{Operator: "OR", BuiltInControls: []string{"mfa", "futureControl"}}))},
-			verdict: VerdictNonCompliant, codes: []string{CodeGrantORWithNonMFAAlternative}},
+			verdict: VerdictNonCompliant, codes: []string{CodeGrantORWithNonMFAAlternative, CodeUnrecognisedValue}},
 		{name: "an unknown built-in control alone is not MFA", policies: []Policy{good(withGrant(&GrantControls{Operator: "OR", BuiltInControls: []string{"unknownFutureValue"}}))},
-			verdict: VerdictNonCompliant, codes: []string{CodeNoMFAGrant}},
-		{name: "an unknown built-in control ANDed with mfa still requires MFA", policies: []Policy{good(withGrant(&GrantControls{Operator: "AND", BuiltInControls: []string{"mfa", "futureControl"}}))},
-			verdict: VerdictCompliant, passing: []string{good().ID}},
+			verdict: VerdictNonCompliant, codes: []string{CodeNoMFAGrant, CodeUnrecognisedValue}},
+		// What an unknown control demands is not known, even beside mfa: the policy fails closed.
+		{name: "an unknown built-in control ANDed with mfa fails closed", policies: []Policy{good(withGrant(&GrantControls{Operator: "AND", BuiltInControls: []string{"mfa", "futureControl"}}))},
+			verdict: VerdictNonCompliant, codes: []string{CodeUnrecognisedValue}},
 		{name: "an unknown token in excludeApplications counts as excluding Azure management", policies: []Policy{good(withApps("All", "MicrosoftFutureBundle"))},
 			verdict: VerdictNonCompliant, codes: []string{CodeAppExcluded}},
 		{name: "an unknown property of the conditions fails", fixtures: []string{"graph/unknown-properties.json"},
@@ -592,7 +593,9 @@ func TestUnknownValuesSayTheyAreNotRecognised(t *testing.T) {
 			CodeNoMFAGrant, "futureControl (not recognised)"},
 		{"an unknown excluded application token", good(withApps("All", "MicrosoftFutureBundle")),
 			CodeAppExcluded, "MicrosoftFutureBundle (not recognised)"},
-		{"an unknown property", good(withConditions(func(c *Conditions) { c.Unrecognised = []string{"conditions.futureCondition"} })),
+		{"an unknown property", good(withConditions(func(c *Conditions) {
+			c.Unrecognised = []UnknownValue{{Field: "conditions.futureCondition", Value: `{"x":1}`}}
+		})),
 			CodeUnrecognisedProperty, "(conditions.futureCondition)"},
 	}
 	for _, tt := range tests {

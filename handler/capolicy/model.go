@@ -48,15 +48,18 @@ const (
 // Policy is one Conditional Access policy in caguard's own terms. JSON field names follow Graph v1.0
 // (camelCase), so a Graph answer or an audit-log old/new value decodes through ParsePolicy.
 type Policy struct {
-	ID               string           `json:"id,omitempty"`
-	DisplayName      string           `json:"displayName,omitempty"`
-	State            State            `json:"state"`
-	TemplateID       string           `json:"templateId,omitempty"`
-	CreatedDateTime  string           `json:"createdDateTime,omitempty"`
-	ModifiedDateTime string           `json:"modifiedDateTime,omitempty"`
-	Conditions       Conditions       `json:"conditions"`
-	GrantControls    *GrantControls   `json:"grantControls,omitempty"`
-	SessionControls  *SessionControls `json:"sessionControls,omitempty"`
+	ID               string `json:"id,omitempty"`
+	DisplayName      string `json:"displayName,omitempty"`
+	State            State  `json:"state"`
+	TemplateID       string `json:"templateId,omitempty"`
+	CreatedDateTime  string `json:"createdDateTime,omitempty"`
+	ModifiedDateTime string `json:"modifiedDateTime,omitempty"`
+	// UnrecognisedState is the state as written when it is not one caguard knows (State is then
+	// StateUnknown), so a reason can name it; empty when the state is known or absent. Never written.
+	UnrecognisedState string           `json:"-"`
+	Conditions        Conditions       `json:"conditions"`
+	GrantControls     *GrantControls   `json:"grantControls,omitempty"`
+	SessionControls   *SessionControls `json:"sessionControls,omitempty"`
 }
 
 // MicrosoftManagedPrefix starts the display name of every Microsoft-managed policy.
@@ -89,11 +92,20 @@ type Conditions struct {
 	ServicePrincipalRiskLevels []string             `json:"servicePrincipalRiskLevels,omitempty"`
 	InsiderRiskLevels          []string             `json:"insiderRiskLevels,omitempty"`
 	AuthenticationFlows        *AuthenticationFlows `json:"authenticationFlows,omitempty"`
-	// Unrecognised lists, as dotted Graph paths (conditions.users.excludeSomething), the properties
-	// of the conditions and of the sections in them that this model does not know and that hold a
-	// value. Such a property may narrow the policy, so no policy with one counts as compliant. It is
-	// never written back to Graph.
-	Unrecognised []string `json:"-"`
+	// Unrecognised lists, by dotted Graph path (conditions.users.excludeSomething) with the value as
+	// Graph sent it, the properties of the conditions and of the sections in them that this model does
+	// not know and that hold a value. Such a property may narrow the policy, so no policy with one
+	// counts as compliant. It is never written back to Graph.
+	Unrecognised []UnknownValue `json:"-"`
+}
+
+// UnknownValue is a value caguard does not recognise: an unmodelled property (Field is its path,
+// Value its JSON, shortened), or a member of an enum the rules read that caguard does not know
+// (Field is the enum's path, Value the member as written). A reason that fails a policy for one names
+// it, so the admin reading the alert sees what Graph sent.
+type UnknownValue struct {
+	Field string `json:"field"`
+	Value string `json:"value"`
 }
 
 // Users are the user assignments. Include/exclude lists hold object ids or the tokens All, None and
@@ -183,7 +195,7 @@ type GrantControls struct {
 	AuthenticationStrength      *AuthenticationStrength `json:"authenticationStrength,omitempty"`
 	// Unrecognised lists the grant properties this model does not know and that hold a value
 	// (grantControls.something): one may be an alternative to MFA, so such a grant never counts.
-	Unrecognised []string `json:"-"`
+	Unrecognised []UnknownValue `json:"-"`
 }
 
 // AuthenticationStrength is an authentication strength policy, referenced by a grant or listed by

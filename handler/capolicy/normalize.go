@@ -225,6 +225,9 @@ func Normalize(p Policy) Policy {
 	if out.State < StateUnknown || out.State > StateReportOnly {
 		out.State = StateUnknown
 	}
+	if out.State == StateUnknown {
+		out.UnrecognisedState = strings.TrimSpace(p.UnrecognisedState)
+	}
 	return out
 }
 
@@ -254,13 +257,18 @@ func normConditions(c Conditions) Conditions {
 	}
 }
 
-// normPaths sorts and deduplicates the paths of unrecognised properties, nil when there are none.
-func normPaths(paths []string) []string {
+// normPaths sorts and deduplicates the unrecognised properties, nil when there are none.
+func normPaths(paths []UnknownValue) []UnknownValue {
 	if len(paths) == 0 {
 		return nil
 	}
 	out := slices.Clone(paths)
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b UnknownValue) int {
+		if c := strings.Compare(a.Field, b.Field); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Value, b.Value)
+	})
 	return slices.Compact(out)
 }
 

@@ -33,6 +33,25 @@ func ParsePolicy(b []byte) (Policy, error) {
 	return Normalize(w.policy()), nil
 }
 
+// ParseAuthenticationStrength decodes one authentication strength policy as Graph lists it
+// (/policies/authenticationStrengthPolicies), in its normal form. Values it does not know, in
+// requirementsSatisfied or allowedCombinations, are kept as written, so the rules can refuse them;
+// the SDK's model would drop them. Anything that is not a JSON object is an error.
+func ParseAuthenticationStrength(b []byte) (AuthenticationStrength, error) {
+	if t := bytes.TrimLeft(b, jsonSpace); len(t) == 0 || t[0] != '{' {
+		return AuthenticationStrength{}, errors.New("parse authentication strength: not a JSON object")
+	}
+	var w wireStrength
+	if err := json.Unmarshal(b, &w); err != nil {
+		return AuthenticationStrength{}, fmt.Errorf("parse authentication strength: %w", err)
+	}
+	s := normStrength(w.model())
+	if s == nil {
+		return AuthenticationStrength{}, nil
+	}
+	return *s, nil
+}
+
 // UnmarshalJSON decodes p with ParsePolicy, so a Policy read with encoding/json is as lenient and as
 // normalised as one read with ParsePolicy. JSON null leaves p unchanged.
 func (p *Policy) UnmarshalJSON(b []byte) error {
@@ -178,86 +197,87 @@ type wireConditions struct {
 	ServicePrincipalRiskLevels list              `json:"servicePrincipalRiskLevels"`
 	InsiderRiskLevels          list              `json:"insiderRiskLevels"`
 	AuthenticationFlows        *wireFlows        `json:"authenticationFlows"`
-	extra                      []string          // keys caguard does not model that carry a value; see unmodelled
+	extra                      []UnknownValue    // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireFlows struct {
 	TransferMethods list `json:"transferMethods"`
-	extra           []string
+	extra           []UnknownValue
 }
 
 type wireUsers struct {
-	IncludeUsers                 list        `json:"includeUsers"`
-	ExcludeUsers                 list        `json:"excludeUsers"`
-	IncludeGroups                list        `json:"includeGroups"`
-	ExcludeGroups                list        `json:"excludeGroups"`
-	IncludeRoles                 list        `json:"includeRoles"`
-	ExcludeRoles                 list        `json:"excludeRoles"`
-	IncludeGuestsOrExternalUsers *wireGuests `json:"includeGuestsOrExternalUsers"`
-	ExcludeGuestsOrExternalUsers *wireGuests `json:"excludeGuestsOrExternalUsers"`
-	extra                        []string    // keys caguard does not model that carry a value; see unmodelled
+	IncludeUsers                 list           `json:"includeUsers"`
+	ExcludeUsers                 list           `json:"excludeUsers"`
+	IncludeGroups                list           `json:"includeGroups"`
+	ExcludeGroups                list           `json:"excludeGroups"`
+	IncludeRoles                 list           `json:"includeRoles"`
+	ExcludeRoles                 list           `json:"excludeRoles"`
+	IncludeGuestsOrExternalUsers *wireGuests    `json:"includeGuestsOrExternalUsers"`
+	ExcludeGuestsOrExternalUsers *wireGuests    `json:"excludeGuestsOrExternalUsers"`
+	extra                        []UnknownValue // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireGuests struct {
-	GuestOrExternalUserTypes list         `json:"guestOrExternalUserTypes"`
-	ExternalTenants          *wireTenants `json:"externalTenants"`
-	extra                    []string     // keys caguard does not model that carry a value; see unmodelled
+	GuestOrExternalUserTypes list           `json:"guestOrExternalUserTypes"`
+	ExternalTenants          *wireTenants   `json:"externalTenants"`
+	extra                    []UnknownValue // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireTenants struct {
 	ODataType      text `json:"@odata.type"`
 	MembershipKind text `json:"membershipKind"`
 	Members        list `json:"members"`
-	extra          []string
+	extra          []UnknownValue
 }
 
 type wireFilter struct {
-	Mode text `json:"mode"`
-	Rule text `json:"rule"`
+	Mode  text `json:"mode"`
+	Rule  text `json:"rule"`
+	extra []UnknownValue
 }
 
 type wireApplications struct {
-	IncludeApplications                         list        `json:"includeApplications"`
-	ExcludeApplications                         list        `json:"excludeApplications"`
-	IncludeUserActions                          list        `json:"includeUserActions"`
-	IncludeAuthenticationContextClassReferences list        `json:"includeAuthenticationContextClassReferences"`
-	ApplicationFilter                           *wireFilter `json:"applicationFilter"`
-	extra                                       []string    // keys caguard does not model that carry a value; see unmodelled
+	IncludeApplications                         list           `json:"includeApplications"`
+	ExcludeApplications                         list           `json:"excludeApplications"`
+	IncludeUserActions                          list           `json:"includeUserActions"`
+	IncludeAuthenticationContextClassReferences list           `json:"includeAuthenticationContextClassReferences"`
+	ApplicationFilter                           *wireFilter    `json:"applicationFilter"`
+	extra                                       []UnknownValue // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireClientApps struct {
-	IncludeServicePrincipals        list        `json:"includeServicePrincipals"`
-	ExcludeServicePrincipals        list        `json:"excludeServicePrincipals"`
-	ServicePrincipalFilter          *wireFilter `json:"servicePrincipalFilter"`
-	IncludeAgentIDServicePrincipals list        `json:"includeAgentIdServicePrincipals"`
-	ExcludeAgentIDServicePrincipals list        `json:"excludeAgentIdServicePrincipals"`
-	AgentIDServicePrincipalFilter   *wireFilter `json:"agentIdServicePrincipalFilter"`
-	extra                           []string    // keys caguard does not model that carry a value; see unmodelled
+	IncludeServicePrincipals        list           `json:"includeServicePrincipals"`
+	ExcludeServicePrincipals        list           `json:"excludeServicePrincipals"`
+	ServicePrincipalFilter          *wireFilter    `json:"servicePrincipalFilter"`
+	IncludeAgentIDServicePrincipals list           `json:"includeAgentIdServicePrincipals"`
+	ExcludeAgentIDServicePrincipals list           `json:"excludeAgentIdServicePrincipals"`
+	AgentIDServicePrincipalFilter   *wireFilter    `json:"agentIdServicePrincipalFilter"`
+	extra                           []UnknownValue // keys caguard does not model that carry a value; see unmodelled
 }
 
 // wireInclExcl holds platforms and locations, whose include/exclude keys differ only in the noun.
 type wireInclExcl struct {
-	IncludePlatforms list     `json:"includePlatforms"`
-	ExcludePlatforms list     `json:"excludePlatforms"`
-	IncludeLocations list     `json:"includeLocations"`
-	ExcludeLocations list     `json:"excludeLocations"`
-	extra            []string // keys caguard does not model that carry a value; see unmodelled
+	IncludePlatforms list           `json:"includePlatforms"`
+	ExcludePlatforms list           `json:"excludePlatforms"`
+	IncludeLocations list           `json:"includeLocations"`
+	ExcludeLocations list           `json:"excludeLocations"`
+	extra            []UnknownValue // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireDevices struct {
-	DeviceFilter   *wireFilter `json:"deviceFilter"`
-	IncludeDevices list        `json:"includeDevices"`
-	ExcludeDevices list        `json:"excludeDevices"`
-	extra          []string    // keys caguard does not model that carry a value; see unmodelled
+	DeviceFilter   *wireFilter    `json:"deviceFilter"`
+	IncludeDevices list           `json:"includeDevices"`
+	ExcludeDevices list           `json:"excludeDevices"`
+	extra          []UnknownValue // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireGrant struct {
-	Operator                    text          `json:"operator"`
-	BuiltInControls             list          `json:"builtInControls"`
-	CustomAuthenticationFactors list          `json:"customAuthenticationFactors"`
-	TermsOfUse                  list          `json:"termsOfUse"`
-	AuthenticationStrength      *wireStrength `json:"authenticationStrength"`
-	extra                       []string      // keys caguard does not model that carry a value; see unmodelled
+	Operator                    text           `json:"operator"`
+	BuiltInControls             list           `json:"builtInControls"`
+	CustomAuthenticationFactors list           `json:"customAuthenticationFactors"`
+	TermsOfUse                  list           `json:"termsOfUse"`
+	AuthenticationStrength      *wireStrength  `json:"authenticationStrength"`
+	extra                       []UnknownValue // keys caguard does not model that carry a value; see unmodelled
 }
 
 type wireStrength struct {
@@ -290,14 +310,21 @@ type wireSessionCtrl struct {
 
 // policy maps the wire shape onto the model. Normalize then canonicalises it.
 func (w *wirePolicy) policy() Policy {
-	state, _ := ParseState(strings.TrimSpace(string(w.State))) // unknown stays StateUnknown
+	raw := strings.TrimSpace(string(w.State))
+	state, err := ParseState(raw) // unknown stays StateUnknown
+	if err != nil {
+		raw = truncate(raw, maxUnknownValue) // kept for the reason that names it
+	} else {
+		raw = ""
+	}
 	p := Policy{
-		ID:               string(w.ID),
-		DisplayName:      string(w.DisplayName),
-		State:            state,
-		TemplateID:       string(w.TemplateID),
-		CreatedDateTime:  string(w.CreatedDateTime),
-		ModifiedDateTime: string(w.ModifiedDateTime),
+		UnrecognisedState: raw,
+		ID:                string(w.ID),
+		DisplayName:       string(w.DisplayName),
+		State:             state,
+		TemplateID:        string(w.TemplateID),
+		CreatedDateTime:   string(w.CreatedDateTime),
+		ModifiedDateTime:  string(w.ModifiedDateTime),
 	}
 	if c := w.Conditions; c != nil {
 		p.Conditions = Conditions{
@@ -360,17 +387,9 @@ func (w *wirePolicy) policy() Policy {
 			TermsOfUse:                  g.TermsOfUse,
 		}
 		for _, k := range g.extra {
-			p.GrantControls.Unrecognised = append(p.GrantControls.Unrecognised, "grantControls."+k)
+			p.GrantControls.Unrecognised = append(p.GrantControls.Unrecognised, UnknownValue{Field: "grantControls." + k.Field, Value: k.Value})
 		}
-		if s := g.AuthenticationStrength; s != nil {
-			p.GrantControls.AuthenticationStrength = &AuthenticationStrength{
-				ID:                    string(s.ID),
-				DisplayName:           string(s.DisplayName),
-				PolicyType:            string(s.PolicyType),
-				RequirementsSatisfied: string(s.RequirementsSatisfied),
-				AllowedCombinations:   s.AllowedCombinations,
-			}
-		}
+		p.GrantControls.AuthenticationStrength = g.AuthenticationStrength.model()
 	}
 	if s := w.SessionControls; s != nil {
 		p.SessionControls = &SessionControls{
@@ -414,6 +433,19 @@ func (g *wireGuests) model() *GuestsOrExternalUsers {
 		out.ExternalTenants = &ExternalTenants{MembershipKind: kind, Members: t.Members}
 	}
 	return out
+}
+
+func (s *wireStrength) model() *AuthenticationStrength {
+	if s == nil {
+		return nil
+	}
+	return &AuthenticationStrength{
+		ID:                    string(s.ID),
+		DisplayName:           string(s.DisplayName),
+		PolicyType:            string(s.PolicyType),
+		RequirementsSatisfied: string(s.RequirementsSatisfied),
+		AllowedCombinations:   s.AllowedCombinations,
+	}
 }
 
 func (f *wireFilter) model() *Filter {

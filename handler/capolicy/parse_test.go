@@ -78,7 +78,7 @@ func TestParsePolicy(t *testing.T) {
 				`"applications":{"includeApplications":["All"],"globalSecureAccess":null,"networkAccess":{"isEnabled":false}},"platforms":{"includePlatforms":["all"],"futurePlatformRule":"x"}},` +
 				`"grantControls":{"operator":"OR","builtInControls":["mfa"],"authenticationStrength@odata.context":"x","futureAlternative":{"id":"y"}}}`,
 			func(t *testing.T, p Policy) {
-				equal(t, "conditions", p.Conditions.Unrecognised, []string{
+				equal(t, "conditions", fieldsOf(p.Conditions.Unrecognised), []string{
 					"conditions.applications.networkAccess",
 					"conditions.futureCondition",
 					"conditions.platforms.futurePlatformRule",
@@ -86,14 +86,15 @@ func TestParsePolicy(t *testing.T) {
 					"conditions.users.excludeGuestsOrExternalUsers.externalTenants.futureTenants",
 					"conditions.users.excludeGuestsOrExternalUsers.futureFlag",
 				})
-				equal(t, "grantControls", p.GrantControls.Unrecognised, []string{"grantControls.futureAlternative"})
+				equal(t, "grantControls", fieldsOf(p.GrantControls.Unrecognised), []string{"grantControls.futureAlternative"})
+				equal(t, "grantControls values", valuesOf(p.GrantControls.Unrecognised), []string{`{"id":"y"}`})
 			}},
 		{"a grant holding only an unknown property is kept", `{"grantControls":{"operator":"OR","builtInControls":[],"futureAlternative":"x"}}`,
 			func(t *testing.T, p Policy) {
 				if p.GrantControls == nil {
 					t.Fatal("grantControls: got nil, want the grant kept for its unknown property")
 				}
-				equal(t, "grantControls", p.GrantControls.Unrecognised, []string{"grantControls.futureAlternative"})
+				equal(t, "grantControls", fieldsOf(p.GrantControls.Unrecognised), []string{"grantControls.futureAlternative"})
 			}},
 		{"enum values the model does not know are kept as written", `{"conditions":{"clientAppTypes":["futureType"],"users":{"excludeGuestsOrExternalUsers":{"guestOrExternalUserTypes":"internalGuest,futureGuest"}}},"grantControls":{"builtInControls":["futureControl"]}}`,
 			func(t *testing.T, p Policy) {
@@ -180,6 +181,22 @@ func TestParsePolicy(t *testing.T) {
 			tc.check(t, p)
 		})
 	}
+}
+
+func fieldsOf(vs []UnknownValue) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Field)
+	}
+	return out
+}
+
+func valuesOf(vs []UnknownValue) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.Value)
+	}
+	return out
 }
 
 func equal(t *testing.T, what string, got, want []string) {

@@ -32,13 +32,14 @@ const (
 	CodeAuthStrengthUnresolved         = "AUTH_STRENGTH_UNRESOLVED"
 	CodeGrantORWithNonMFAAlternative   = "GRANT_OR_WITH_NON_MFA_ALTERNATIVE"
 	CodeUnrecognisedProperty           = "UNRECOGNISED_PROPERTY"
+	CodeUnrecognisedValue              = "UNRECOGNISED_VALUE"
 )
 
 // Message templates, one per code. Rules publishes them; render fills them.
 const (
 	msgStateReportOnly                     = "State is enabledForReportingButNotEnforced (report-only), so the policy logs what it would do but does not enforce MFA."
 	msgStateNotEnabled                     = "State is disabled, so the policy enforces nothing."
-	msgStateUnknown                        = "State is missing or not recognised, so the policy cannot count as enforced."
+	msgStateUnknown                        = "State is {state}, so the policy cannot count as enforced."
 	msgWorkloadIdentityPolicy              = "Targets workload identities ({identities}) rather than users, so it cannot require MFA from people."
 	msgUsersNotAll                         = "Does not include All users (it includes {scope}), so everyone else reaches Azure management without this policy."
 	msgExcludedUserNotAllowlisted          = "Excludes users that are not approved break-glass accounts: {ids}."
@@ -63,6 +64,7 @@ const (
 	msgAuthStrengthUnresolved              = "Requires authentication strength {id}, whose definition was not supplied, so it cannot be shown to satisfy MFA."
 	msgGrantORWithNonMFAAlternative        = "Accepts {alternatives} as an alternative to MFA (operator {operator}), so MFA is not required."
 	msgUnrecognisedProperty                = "Holds properties caguard does not recognise ({properties}); any of them may narrow the policy or offer an alternative to MFA, so it cannot count as requiring MFA."
+	msgUnrecognisedValue                   = "Holds values caguard does not recognise ({values}); any of them may narrow the policy or offer an alternative to MFA, so it cannot count as requiring MFA."
 )
 
 // Rule describes one reason code: the rule it enforces, what a compliant policy has, and the
@@ -80,7 +82,7 @@ func Rules() []Rule {
 	rules := []Rule{
 		{"R1", CodeStateReportOnly, "`state` is `enabled`; report-only is reported apart so a restored policy shows as pending enforcement", msgStateReportOnly},
 		{"R1", CodeStateNotEnabled, "`state` is `enabled`", msgStateNotEnabled},
-		{"R1", CodeStateUnknown, "`state` is present and one of the Graph states", msgStateUnknown},
+		{"R1", CodeStateUnknown, "`state` is present and one of the Graph states (`enabled`, `disabled`, `enabledForReportingButNotEnforced`); the reason names a state caguard does not know", msgStateUnknown},
 		{"R2", CodeWorkloadIdentityPolicy, "a user policy: no service principals or agent identities included, no service-principal filter", msgWorkloadIdentityPolicy},
 		{"R3", CodeUsersNotAll, "`includeUsers` contains `All`", msgUsersNotAll},
 		{"R4", CodeExcludedUserNotAllowlisted, "every id in `excludeUsers` is a configured break-glass user", msgExcludedUserNotAllowlisted},
@@ -104,7 +106,8 @@ func Rules() []Rule {
 		{"R17", CodeWeakAuthStrength, "an authentication strength, when it is the only MFA candidate, has `requirementsSatisfied` `mfa`", msgWeakAuthStrength},
 		{"R17", CodeAuthStrengthUnresolved, "every authentication strength that matters can be resolved to a definition", msgAuthStrengthUnresolved},
 		{"R18", CodeGrantORWithNonMFAAlternative, "with `OR` (or no operator), every alternative is MFA: no other built-in control, terms of use, non-MFA strength or uncounted custom control", msgGrantORWithNonMFAAlternative},
-		{"R2-R18", CodeUnrecognisedProperty, "no property in the conditions or grant controls that caguard does not model, unless it is empty or null", msgUnrecognisedProperty},
+		{"R2-R18", CodeUnrecognisedProperty, "no property in the conditions or grant controls that caguard does not model, unless it is empty (`null`, `[]`, `{}`, `\"\"`)", msgUnrecognisedProperty},
+		{"R2-R18", CodeUnrecognisedValue, "every value the rules read is one caguard knows (`unknownFutureValue` is not): client app types, platforms, risk levels, guest and external user types and tenant kinds, transfer methods, the grant operator (`AND`, `OR` or none), built-in controls, and an authentication strength's `requirementsSatisfied` and the methods of its allowed combinations", msgUnrecognisedValue},
 	}
 	return append(rules, reviewRules()...)
 }

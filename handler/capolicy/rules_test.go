@@ -30,12 +30,16 @@ Microsoft-managed when its display name starts with ` + "`" + MicrosoftManagedPr
 which administrators cannot change; Graph has no property for it, and ` + "`templateId`" + ` only says that a policy,
 possibly an administrator's, was created from a template).
 
-A value caguard does not recognise never makes a policy look broader than it is. An unknown enum value
-(a client app type, platform, guest type, built-in control, Graph's ` + "`unknownFutureValue`" + `) is read as
-narrowing the policy and is marked "(not recognised)" in the reason; an unknown token in
-` + "`excludeApplications`" + ` counts as excluding Azure management; a missing or unknown state is never
-` + "`enabled`" + `; and a property of the conditions or grant controls that caguard does not model, when it holds a
-value, fails ` + "`" + CodeUnrecognisedProperty + "`" + `.
+A value caguard does not recognise never makes a policy look broader than it is, and it fails only
+the policy that holds it: every other policy is still judged and the run goes on. A missing or unknown
+state is never ` + "`enabled`" + ` and fails ` + "`" + CodeStateUnknown + "`" + `, naming the state Graph sent. An enum
+value that a rule reads and caguard does not know (a client app type, platform, risk level, guest type,
+transfer method, grant operator, built-in control, an authentication strength's requirement or method,
+Graph's ` + "`unknownFutureValue`" + `) fails ` + "`" + CodeUnrecognisedValue + "`" + `, and is marked "(not recognised)" in any other
+reason it causes; an unknown token in ` + "`excludeApplications`" + ` counts as excluding Azure management; and a
+property of the conditions or grant controls that caguard does not model, when it holds a value, fails
+` + "`" + CodeUnrecognisedProperty + "`" + ` (an empty one, ` + "`null`, `[]` or `{}`" + `, passes). These reasons carry what Graph
+sent in ` + "`unrecognised`" + ` (` + "`[{\"field\": …, \"value\": …}]`" + `), in the Evaluate answer and in the alert.
 
 Each failing rule adds a reason: a code and one sentence for the admin. Words in braces are filled in from
 the policy.

@@ -45,24 +45,38 @@ var (
 	keysDevices      = keysOf[wireDevices]()
 	keysFlows        = keysOf[wireFlows]()
 	keysGrant        = keysOf[wireGrant]()
+	keysFilter       = keysOf[wireFilter]()
 )
 
-// unmodelled returns, sorted, the keys of the JSON object b that known does not name and whose value
-// says something.
-func unmodelled(b []byte, known knownKeys) ([]string, error) {
+// unmodelled returns, sorted by key, the keys of the JSON object b that known does not name and whose
+// value says something, each with its value.
+func unmodelled(b []byte, known knownKeys) ([]UnknownValue, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []UnknownValue
 	for k, v := range m {
 		if strings.Contains(k, "@") || known[strings.ToLower(k)] || saysNothing(v) {
 			continue
 		}
-		out = append(out, k)
+		out = append(out, UnknownValue{Field: k, Value: shortJSON(v)})
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b UnknownValue) int { return strings.Compare(a.Field, b.Field) })
 	return out, nil
+}
+
+// maxUnknownValue bounds how much of an unmodelled property's value a reason repeats.
+const maxUnknownValue = 80
+
+// shortJSON returns v compacted and shortened to maxUnknownValue bytes, for a reason to quote.
+func shortJSON(v json.RawMessage) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, v) != nil {
+		buf.Reset()
+		buf.Write(bytes.Trim(v, jsonSpace))
+	}
+	return truncate(buf.String(), maxUnknownValue)
 }
 
 // saysNothing reports whether a JSON value is null, an empty string, an empty array, or an object
@@ -95,7 +109,7 @@ func saysNothing(v json.RawMessage) bool {
 }
 
 // decodeSection decodes b into plain (the section's fields) and returns the keys it left out.
-func decodeSection(b []byte, plain any, known knownKeys) ([]string, error) {
+func decodeSection(b []byte, plain any, known knownKeys) ([]UnknownValue, error) {
 	if err := json.Unmarshal(b, plain); err != nil {
 		return nil, err
 	}
@@ -156,6 +170,12 @@ func (w *wireFlows) UnmarshalJSON(b []byte) (err error) {
 	return err
 }
 
+func (w *wireFilter) UnmarshalJSON(b []byte) (err error) {
+	type plain wireFilter
+	w.extra, err = decodeSection(b, (*plain)(w), keysFilter)
+	return err
+}
+
 func (w *wireGrant) UnmarshalJSON(b []byte) (err error) {
 	type plain wireGrant
 	w.extra, err = decodeSection(b, (*plain)(w), keysGrant)
@@ -164,11 +184,11 @@ func (w *wireGrant) UnmarshalJSON(b []byte) (err error) {
 
 // unrecognisedConditions lists, as dotted Graph paths, every unmodelled key of the conditions and
 // the sections inside them.
-func (c *wireConditions) unrecognised() []string {
-	var out []string
-	add := func(prefix string, keys []string) {
+func (c *wireConditions) unrecognised() []UnknownValue {
+	var out []UnknownValue
+	add := func(prefix string, keys []UnknownValue) {
 		for _, k := range keys {
-			out = append(out, prefix+k)
+			out = append(out, UnknownValue{Field: prefix + k.Field, Value: k.Value})
 		}
 	}
 	add("conditions.", c.extra)
@@ -187,11 +207,19 @@ func (c *wireConditions) unrecognised() []string {
 			}
 		}
 	}
+	filter := func(prefix string, f *wireFilter) {
+		if f != nil {
+			add(prefix, f.extra)
+		}
+	}
 	if a := c.Applications; a != nil {
 		add("conditions.applications.", a.extra)
+		filter("conditions.applications.applicationFilter.", a.ApplicationFilter)
 	}
 	if ca := c.ClientApplications; ca != nil {
 		add("conditions.clientApplications.", ca.extra)
+		filter("conditions.clientApplications.servicePrincipalFilter.", ca.ServicePrincipalFilter)
+		filter("conditions.clientApplications.agentIdServicePrincipalFilter.", ca.AgentIDServicePrincipalFilter)
 	}
 	if p := c.Platforms; p != nil {
 		add("conditions.platforms.", p.extra)
@@ -201,6 +229,7 @@ func (c *wireConditions) unrecognised() []string {
 	}
 	if d := c.Devices; d != nil {
 		add("conditions.devices.", d.extra)
+		filter("conditions.devices.deviceFilter.", d.DeviceFilter)
 	}
 	if f := c.AuthenticationFlows; f != nil {
 		add("conditions.authenticationFlows.", f.extra)

@@ -245,13 +245,13 @@ func TestReadsFailClosed(t *testing.T) {
 		name    string
 		managed bool
 		codes   []string
-		says    string // a substring of the last reason
+		says    string // a substring of one reason
 	}{
 		{"a Microsoft-managed policy is recognised by its name", true, []string{capolicy.CodeStateReportOnly}, "report-only"},
 		{"a policy an administrator created from a template is the administrator's", false, nil, ""},
-		{"an unknown client app type is not all", false, []string{capolicy.CodeClientAppTypesNarrowed}, "futureClientType (not recognised)"},
-		{"an unknown excluded guest type still excludes guests", false, []string{capolicy.CodeExcludesGuests}, "futureGuestKind (not recognised)"},
-		{"an unknown built-in control is an alternative to MFA", false, []string{capolicy.CodeGrantORWithNonMFAAlternative}, "futureControl (not recognised)"},
+		{"an unknown client app type is not all", false, []string{capolicy.CodeClientAppTypesNarrowed, capolicy.CodeUnrecognisedValue}, "futureClientType (not recognised)"},
+		{"an unknown excluded guest type still excludes guests", false, []string{capolicy.CodeExcludesGuests, capolicy.CodeUnrecognisedValue}, "futureGuestKind (not recognised)"},
+		{"an unknown built-in control is an alternative to MFA", false, []string{capolicy.CodeGrantORWithNonMFAAlternative, capolicy.CodeUnrecognisedValue}, "futureControl (not recognised)"},
 		{"an unknown user condition is not dropped", false, []string{capolicy.CodeUnrecognisedProperty}, "conditions.users.excludeFutureIdentities"},
 	}
 	for i, tt := range tests {
@@ -267,8 +267,8 @@ func TestReadsFailClosed(t *testing.T) {
 			if !slices.Equal(codes, tt.codes) {
 				t.Fatalf("codes: got %v, want %v (%+v)", codes, tt.codes, r.Reasons)
 			}
-			if tt.says != "" && !strings.Contains(r.Reasons[len(r.Reasons)-1].Message, tt.says) {
-				t.Errorf("reason: got %q, want it to say %q", r.Reasons[len(r.Reasons)-1].Message, tt.says)
+			if tt.says != "" && !slices.ContainsFunc(r.Reasons, func(x capolicy.Reason) bool { return strings.Contains(x.Message, tt.says) }) {
+				t.Errorf("reasons: got %+v, want one to say %q", r.Reasons, tt.says)
 			}
 		})
 	}
@@ -972,26 +972,101 @@ func TestServicePrincipalID(t *testing.T) {
 	})
 }
 
-func TestAbsentStateIsAnError(t *testing.T) {
-	for _, tt := range []struct{ name, state string }{
-		{"absent", ``},
-		{"unknown value", `"state":"onAndOff",`},
+// TestUnknownStateIsAPolicyVerdict: a policy whose state is absent or a value caguard does not know
+// is read, not refused, so the rest of the tenant is still judged; the state is never enabled, and
+// the rules fail that policy alone, naming what Graph sent.
+func TestUnknownStateIsAPolicyVerdict(t *testing.T) {
+	for _, tt := range []struct{ name, state, raw string }{
+		{"absent", ``, ""},
+		{"unknown value", `"state":"onAndOff",`, "onAndOff"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			e := setup(t, graphfake.Options{}, "empty.json", nil)
+			e := setup(t, graphfake.Options{}, "compliant.json", nil)
 			id, err := e.srv.PutPolicy(json.RawMessage(`{"id":"p-nostate",` + tt.state + `"displayName":"x","conditions":{}}`))
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = e.c.ListPolicies(context.Background())
-			if ge := asError(t, err); ge.Code != "InvalidPolicy" || !strings.Contains(ge.Error(), id) {
-				t.Errorf("list: got %v", ge)
+			ps, err := e.c.ListPolicies(context.Background())
+			if err != nil {
+				t.Fatalf("list: %v, want the policies with a verdict for each", err)
 			}
-			_, err = e.c.GetPolicy(context.Background(), id)
-			if ge := asError(t, err); ge.Code != "InvalidPolicy" {
-				t.Errorf("get: got %v", ge)
+			var odd *capolicy.Policy
+			for i := range ps {
+				if ps[i].ID == id {
+					odd = &ps[i]
+				}
+			}
+			if len(ps) < 2 || odd == nil {
+				t.Fatalf("list: got %d policies without %s", len(ps), id)
+			}
+			if odd.State != capolicy.StateUnknown || odd.UnrecognisedState != tt.raw {
+				t.Errorf("state: got %s (%q), want unknown (%q)", odd.State, odd.UnrecognisedState, tt.raw)
+			}
+			const member = "11111111-1111-1111-1111-111111111111"
+			rep := capolicy.Evaluate(capolicy.Tenant{Policies: ps, GroupMembers: map[string][]string{breakGlassGroup: {member}}},
+				capolicy.Config{BreakGlassUserIDs: []string{member}, BreakGlassGroupIDs: []string{breakGlassGroup}})
+			if rep.Verdict != capolicy.VerdictCompliant {
+				t.Errorf("verdict: got %s (%s), want compliant from the other policy", rep.Verdict, rep.Summary)
+			}
+			for _, r := range rep.Policies {
+				if r.ID == id && (r.Compliant || len(r.Reasons) == 0 || r.Reasons[0].Code != capolicy.CodeStateUnknown) {
+					t.Errorf("policy %s: compliant %v, reasons %+v; want STATE_UNKNOWN first", id, r.Compliant, r.Reasons)
+				}
+				if r.ID == id && tt.raw != "" && !strings.Contains(r.Reasons[0].Message, tt.raw) {
+					t.Errorf("reason %q: want it to name %q", r.Reasons[0].Message, tt.raw)
+				}
+			}
+			got, err := e.c.GetPolicy(context.Background(), id)
+			if err != nil || got.State != capolicy.StateUnknown || got.UnrecognisedState != tt.raw {
+				t.Errorf("get: got %s (%q), %v; want unknown (%q)", got.State, got.UnrecognisedState, err, tt.raw)
 			}
 		})
+	}
+}
+
+// TestAuthenticationStrengthsKeepUnknownValues reads a custom strength whose requirement and one
+// method are new to caguard: both survive the read (the SDK's model would drop them), and a policy
+// requiring that strength by reference fails closed.
+func TestAuthenticationStrengthsKeepUnknownValues(t *testing.T) {
+	const custom = "5c6d7e8f-9a0b-4c1d-8e2f-3a4b5c6d7e8f"
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	if err := e.srv.Seed(graphfake.Scenario{AuthenticationStrengths: []json.RawMessage{json.RawMessage(`{"id":"` + custom +
+		`","displayName":"Passkeys and newer","policyType":"custom","requirementsSatisfied":"mfa,futureRequirement",` +
+		`"allowedCombinations":["fido2","password,futureMethod"]}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := e.c.AuthenticationStrengths(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *capolicy.AuthenticationStrength
+	for i := range ss {
+		if ss[i].ID == custom {
+			found = &ss[i]
+		}
+	}
+	if found == nil {
+		t.Fatalf("strengths: got %d without %s", len(ss), custom)
+	}
+	if found.RequirementsSatisfied != "mfa,futureRequirement" || !slices.Contains(found.AllowedCombinations, "password,futureMethod") {
+		t.Errorf("strength: got %+v, want the unknown requirement and method kept", *found)
+	}
+	if len(ss) < 4 {
+		t.Errorf("strengths: got %d, want the three built-in ones too", len(ss))
+	}
+	p := capolicy.Policy{ID: "p1", State: capolicy.StateEnabled, Conditions: capolicy.Conditions{
+		Users:        &capolicy.Users{IncludeUsers: []string{"All"}},
+		Applications: &capolicy.Applications{IncludeApplications: []string{capolicy.AzureManagementAppID}},
+	}, GrantControls: &capolicy.GrantControls{Operator: "OR", AuthenticationStrength: &capolicy.AuthenticationStrength{ID: custom}}}
+	rep := capolicy.Evaluate(capolicy.Tenant{Policies: []capolicy.Policy{p}, AuthenticationStrengths: ss}, capolicy.Config{})
+	var vals []capolicy.UnknownValue
+	for _, r := range rep.Policies[0].Reasons {
+		if r.Code == capolicy.CodeUnrecognisedValue {
+			vals = r.Unrecognised
+		}
+	}
+	if rep.Compliant || len(vals) != 2 || vals[0].Value != "futureRequirement" || vals[1].Value != "futureMethod" {
+		t.Errorf("verdict %s, unrecognised %+v; want the policy to fail naming futureRequirement and futureMethod", rep.Verdict, vals)
 	}
 }
 
@@ -1144,5 +1219,54 @@ func TestClientSecretCredentialHonoursAuthorityHost(t *testing.T) {
 	}
 	if n := len(e.srv.CallsTo("GET /msi/token")); n != 0 {
 		t.Errorf("the managed-identity endpoint was used %d times", n)
+	}
+}
+
+// TestErrorsDescribeTheirCause: what a failed call says to a person names the cause (the status, the
+// permission a 403 asks for, the policy that could not be read) and never Graph's own message text.
+func TestErrorsDescribeTheirCause(t *testing.T) {
+	const graphText = "Graph-internal-detail-7f3a"
+	tests := []struct {
+		name  string
+		opts  graphfake.Options
+		fault *graphfake.Fault
+		want  []string
+		retry bool
+	}{
+		{"a missing permission names it", graphfake.Options{Roles: []string{graphfake.PermGroupMemberReadAll}}, nil,
+			[]string{"Graph answered 403 to list the Conditional Access policies: the app lacks Policy.Read.All"}, false},
+		{"an outage says Graph is unavailable", graphfake.Options{}, &graphfake.Fault{Status: 503, Message: graphText},
+			[]string{"Graph is unavailable (it answered 503 to list the Conditional Access policies)", "retry later"}, true},
+		{"throttling says so", graphfake.Options{}, &graphfake.Fault{Status: 429, RetryAfter: "0", Message: graphText},
+			[]string{"Graph is throttling caguard (it answered 429 to list the Conditional Access policies)"}, true},
+		{"a dropped connection says Graph could not be reached", graphfake.Options{}, &graphfake.Fault{Drop: true},
+			[]string{"Graph could not be reached to list the Conditional Access policies"}, true},
+		{"a policy that cannot be parsed is named", graphfake.Options{}, &graphfake.Fault{Status: 200,
+			Body: `{"value":[{"id":"p-broken","displayName":"Broken MFA","state":"enabled","conditions":{"users":{"includeUsers":true}}}]}`},
+			[]string{`policy "Broken MFA" (p-broken) could not be parsed: parse policy: `, "want a list"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, tt.opts, "compliant.json", nil)
+			if tt.fault != nil {
+				f := *tt.fault
+				f.Match = "GET " + policiesPath
+				e.srv.Inject(f)
+			}
+			_, err := e.c.ListPolicies(context.Background())
+			ge := asError(t, err)
+			got := ge.Describe()
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("Describe: got %q, want it to contain %q", got, w)
+				}
+			}
+			if strings.Contains(got, graphText) || strings.Contains(got, "request-id") || (e.srv.Token() != "" && strings.Contains(got, e.srv.Token())) {
+				t.Errorf("Describe: got %q, which repeats Graph's own text, a request id or the token", got)
+			}
+			if ge.Retriable() != tt.retry {
+				t.Errorf("retriable: got %v, want %v", ge.Retriable(), tt.retry)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,17 +39,38 @@ func writableField(f string) bool {
 	return false
 }
 
-// policyFromJSON parses a policy as Graph answered it. A missing or unknown state is an error, as
-// it is for policyFromSDK: the policy must not be evaluated, and must never read as enabled.
+// policyFromJSON parses a policy as Graph answered it. A missing or unknown state is not an error:
+// the policy keeps StateUnknown (never enabled) and the state as Graph wrote it, and the rules fail
+// that policy alone (STATE_UNKNOWN), so one state caguard does not know cannot stop every run. Only a
+// body that is not a policy at all is an error; it names the policy when the body says which.
 func policyFromJSON(raw []byte) (capolicy.Policy, error) {
 	p, err := capolicy.ParsePolicy(raw)
 	if err != nil {
-		return capolicy.Policy{}, err
-	}
-	if p.State == capolicy.StateUnknown {
-		return p, fmt.Errorf("policy %s has no state (absent or not a known value)", p.ID)
+		return capolicy.Policy{}, fmt.Errorf("%s could not be parsed: %w", policyName(raw), err)
 	}
 	return p, nil
+}
+
+// policyName names a policy whose body could not be parsed, from its id and display name when those
+// at least can be read: `policy "MFA" (id)`, or "a policy" when neither can.
+func policyName(raw []byte) string {
+	var head struct {
+		ID          any `json:"id"`
+		DisplayName any `json:"displayName"`
+	}
+	_ = json.Unmarshal(raw, &head)
+	id, _ := head.ID.(string)
+	name, _ := head.DisplayName.(string)
+	id, name = clip(oneLine(id), 64), clip(oneLine(name), 120)
+	switch {
+	case id != "" && name != "":
+		return fmt.Sprintf("policy %q (%s)", name, id)
+	case id != "":
+		return "policy " + id
+	case name != "":
+		return fmt.Sprintf("policy %q", name)
+	}
+	return "a policy"
 }
 
 // policyFromSDK converts a policy the SDK decoded (the answer to a create). A missing state is an error: the SDK's enum
@@ -76,6 +98,14 @@ func policyFromSDK(m models.ConditionalAccessPolicyable) (capolicy.Policy, error
 	p.GrantControls = grantFromSDK(m.GetGrantControls())
 	p.SessionControls = sessionFromSDK(m.GetSessionControls())
 	return p, nil
+}
+
+// clip shortens s to at most n runes.
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
 
 func timeString(t *time.Time) string {

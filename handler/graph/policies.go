@@ -14,7 +14,6 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/identity"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
-	"github.com/microsoftgraph/msgraph-sdk-go/policies"
 
 	"github.com/caguard/caguard/handler/capolicy"
 )
@@ -30,10 +29,6 @@ func (c *Client) policiesBuilder() *identity.ConditionalAccessPoliciesRequestBui
 
 func (c *Client) groupsBuilder() *groups.GroupsRequestBuilder {
 	return groups.NewGroupsRequestBuilderInternal(c.pathParameters, c.adapter)
-}
-
-func (c *Client) strengthsBuilder() *policies.AuthenticationStrengthPoliciesRequestBuilder {
-	return policies.NewPoliciesRequestBuilderInternal(c.pathParameters, c.adapter).AuthenticationStrengthPolicies()
 }
 
 // pager follows @odata.nextLink. Kiota's PageIterator is not used: on the second and later pages it
@@ -148,7 +143,7 @@ func (c *Client) ListPolicies(ctx context.Context) ([]capolicy.Policy, error) {
 		for i, raw := range *page.Value {
 			p, err := policyFromJSON(raw)
 			if err != nil {
-				return nil, &Error{Op: op, Code: "InvalidPolicy", Message: fmt.Sprintf("item %d of page %d: %v", i, pg.pages+1, err)}
+				return nil, &Error{Op: op, Code: "InvalidPolicy", Message: fmt.Sprintf("%v (item %d of page %d)", err, i, pg.pages+1)}
 			}
 			out = append(out, p)
 		}
@@ -375,24 +370,24 @@ func (c *Client) GroupTransitiveMemberIDs(ctx context.Context, groupID string) (
 
 // AuthenticationStrengths returns the tenant's authentication strength policies, built-in and
 // custom. Needs Policy.Read.All.
+//
+// They are read as raw JSON and parsed by capolicy.ParseAuthenticationStrength, like the policies: the
+// SDK's model turns a requirementsSatisfied it does not know into nothing and drops an allowed
+// combination holding a method it does not know, and the rules must see both to refuse them.
 func (c *Client) AuthenticationStrengths(ctx context.Context) ([]capolicy.AuthenticationStrength, error) {
 	const op = "list authentication strengths"
 	ctx, cl := c.begin(ctx, op, PermReadPolicies)
-	b := c.strengthsBuilder()
 	var out []capolicy.AuthenticationStrength
-	err := eachItem(c, op, PermReadPolicies, cl,
-		func(link string) (models.AuthenticationStrengthPolicyCollectionResponseable, error) {
-			if link == "" {
-				return b.Get(ctx, nil)
-			}
-			return b.WithUrl(link).Get(ctx, nil)
-		},
-		func(m models.AuthenticationStrengthPolicyable) error {
-			if s := strengthFromSDK(m); s != nil {
-				out = append(out, *s)
-			}
-			return nil
-		})
+	err := c.eachRaw(ctx, op, PermReadPolicies, cl, c.link("/policies/authenticationStrengthPolicies", nil), func(raw json.RawMessage) error {
+		s, err := capolicy.ParseAuthenticationStrength(raw)
+		if err != nil {
+			return &Error{Op: op, Code: "InvalidStrength", Message: err.Error()}
+		}
+		if s.ID != "" {
+			out = append(out, s)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}

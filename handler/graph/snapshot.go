@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	jsonser "github.com/microsoft/kiota-serialization-json-go"
-	"github.com/microsoftgraph/msgraph-sdk-go/models"
-
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/exclusion"
 	"github.com/caguard/caguard/handler/snapshot"
@@ -60,7 +57,7 @@ func (c *Client) ReadTenant(ctx context.Context, q snapshot.Query) (snapshot.Rea
 		for i, raw := range *page.Value {
 			p, err := policyFromJSON(raw)
 			if err != nil {
-				return nil, &Error{Op: polRead.op, Code: "InvalidPolicy", Message: fmt.Sprintf("item %d of page %d: %v", i, pages, err)}
+				return nil, &Error{Op: polRead.op, Code: "InvalidPolicy", Message: fmt.Sprintf("%v (item %d of page %d)", err, i, pages)}
 			}
 			policies = append(policies, p)
 		}
@@ -71,22 +68,26 @@ func (c *Client) ReadTenant(ctx context.Context, q snapshot.Query) (snapshot.Rea
 	strRead := &batchRead{op: "list authentication strengths", perm: PermReadPolicies, method: http.MethodGet,
 		url: "/policies/authenticationStrengthPolicies"}
 	strRead.page = func(body []byte) (*string, error) {
-		// Through the SDK's model, as AuthenticationStrengths reads them.
-		node, err := jsonser.NewJsonParseNode(body)
-		if err != nil {
-			return nil, &Error{Op: strRead.op, Code: "MalformedResponse", Message: "the answer is not JSON", Transient: true}
+		// Raw JSON parsed by capolicy, as AuthenticationStrengths reads them: the SDK's model turns
+		// a requirementsSatisfied it does not know into nothing and drops a combination holding a
+		// method it does not know, and the rules must see both to refuse them.
+		var page struct {
+			Value    *[]json.RawMessage `json:"value"`
+			NextLink *string            `json:"@odata.nextLink"`
 		}
-		v, err := node.GetObjectValue(models.CreateAuthenticationStrengthPolicyCollectionResponseFromDiscriminatorValue)
-		resp, _ := v.(models.AuthenticationStrengthPolicyCollectionResponseable)
-		if err != nil || resp == nil || resp.GetValue() == nil {
-			return nil, &Error{Op: strRead.op, Code: "MalformedResponse", Message: "graph answered no collection", Transient: true}
+		if err := json.Unmarshal(body, &page); err != nil || page.Value == nil {
+			return nil, &Error{Op: strRead.op, Code: "MalformedResponse", Message: "graph answered a page without a value collection", Transient: true}
 		}
-		for _, m := range resp.GetValue() {
-			if s := strengthFromSDK(m); s != nil {
-				strengths = append(strengths, *s)
+		for _, raw := range *page.Value {
+			st, err := capolicy.ParseAuthenticationStrength(raw)
+			if err != nil {
+				return nil, &Error{Op: strRead.op, Code: "InvalidStrength", Message: err.Error()}
+			}
+			if st.ID != "" {
+				strengths = append(strengths, st)
 			}
 		}
-		return resp.GetOdataNextLink(), nil
+		return page.NextLink, nil
 	}
 
 	reads := []*batchRead{polRead, strRead}

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -629,4 +630,73 @@ func TestUserDetailWithoutPremiumLicence(t *testing.T) {
 	if err != nil || m.DisplayName != "Break-glass 2" {
 		t.Errorf("without sign-ins: %+v, %v", m, err)
 	}
+}
+
+// The batched read keeps the per-policy rule of ListPolicies: a policy whose state caguard does not
+// know, and a strength holding a requirement and a method it does not know, are read (so the rules
+// can fail them alone), not refused; the batch costs no extra round trip for them.
+func TestReadTenantKeepsUnknownValuesForThePolicyVerdict(t *testing.T) {
+	const custom = "5c6d7e8f-9a0b-4c1d-8e2f-3a4b5c6d7e8f"
+	tn := newTenantOf(1, 1, 2)
+	tn.scenario.Policies = append(tn.scenario.Policies, json.RawMessage(`{"id":"p-odd","state":"onAndOff","displayName":"odd","conditions":{}}`))
+	tn.scenario.AuthenticationStrengths = []json.RawMessage{json.RawMessage(`{"id":"` + custom +
+		`","displayName":"Passkeys and newer","policyType":"custom","requirementsSatisfied":"mfa,futureRequirement",` +
+		`"allowedCombinations":["fido2","password,futureMethod"]}`)}
+	e, ct := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+	r, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
+	if err != nil {
+		t.Fatalf("read: %v, want the policies with the odd one kept", err)
+	}
+	var odd *capolicy.Policy
+	for i := range r.Policies {
+		if r.Policies[i].ID == "p-odd" {
+			odd = &r.Policies[i]
+		}
+	}
+	if len(r.Policies) != 3 || odd == nil || odd.State != capolicy.StateUnknown || odd.UnrecognisedState != "onAndOff" {
+		t.Fatalf("policies: got %d, odd %+v; want 3 with p-odd in an unknown state naming onAndOff", len(r.Policies), odd)
+	}
+	var found *capolicy.AuthenticationStrength
+	for i := range r.Strengths {
+		if r.Strengths[i].ID == custom {
+			found = &r.Strengths[i]
+		}
+	}
+	if found == nil || found.RequirementsSatisfied != "mfa,futureRequirement" || !slices.Contains(found.AllowedCombinations, "password,futureMethod") {
+		t.Errorf("strength: got %+v, want the unknown requirement and method kept", found)
+	}
+	if n := ct.Count(); n != 1 {
+		t.Errorf("round trips: %d, want 1", n)
+	}
+}
+
+// A 403 inside a 200 batch says, in words safe to show, which permission the app lacks; a policy
+// whose body is not a policy at all fails the read naming it.
+func TestReadTenantFailuresSayWhatFailed(t *testing.T) {
+	t.Run("403 in the batch", func(t *testing.T) {
+		tn := newTenantOf(1, 1, 2)
+		e, _ := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		e.srv.Inject(graphfake.Fault{Match: "GET /v1.0/identity/conditionalAccess/policies", Status: 403, Code: "Authorization_RequestDenied"})
+		_, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
+		var ge *Error
+		if !errors.As(err, &ge) || ge.Status != http.StatusForbidden {
+			t.Fatalf("read: %v, want a 403 *Error", err)
+		}
+		if w := ge.Describe(); !strings.Contains(w, "403") || !strings.Contains(w, PermReadPolicies) {
+			t.Errorf("words %q: want the status and %s", w, PermReadPolicies)
+		}
+	})
+	t.Run("a body that is not a policy", func(t *testing.T) {
+		tn := newTenantOf(1, 1, 2)
+		tn.scenario.Policies = append(tn.scenario.Policies, json.RawMessage(`{"id":"p-broken","displayName":"Broken","state":"enabled","conditions":"not an object"}`))
+		e, _ := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		_, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
+		var ge *Error
+		if !errors.As(err, &ge) || ge.Code != "InvalidPolicy" {
+			t.Fatalf("read: %v, want InvalidPolicy", err)
+		}
+		if w := ge.Describe(); !strings.Contains(w, `"Broken"`) || !strings.Contains(w, "p-broken") {
+			t.Errorf("words %q: want the policy named", w)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,12 +23,15 @@ type Alert struct {
 	TenantID string           `json:"tenantId"`
 	Trigger  Trigger          `json:"trigger"`
 	Verdict  capolicy.Verdict `json:"verdict"`
-	Summary  string           `json:"summary"`
-	Closest  *PolicyFinding   `json:"closestPolicy,omitempty"`
-	Changes  []Change         `json:"changes,omitempty"`
-	Actions  []Action         `json:"actions"`
-	Warnings []string         `json:"warnings,omitempty"`
-	NextStep string           `json:"nextStep"`
+	// Failure says, when the run could not finish, what failed (Verdict is then empty and the id
+	// depends on the tenant and these words only).
+	Failure  string         `json:"failure,omitempty"`
+	Summary  string         `json:"summary"`
+	Closest  *PolicyFinding `json:"closestPolicy,omitempty"`
+	Changes  []Change       `json:"changes,omitempty"`
+	Actions  []Action       `json:"actions"`
+	Warnings []string       `json:"warnings,omitempty"`
+	NextStep string         `json:"nextStep"`
 	// Exclusions is the exclusion inventory with each exclusion's access-review finding.
 	Exclusions []exclusion.Item `json:"exclusions,omitempty"`
 }
@@ -90,7 +94,39 @@ func (r *Reconciler) newAlert(req Request, out Outcome) Alert {
 	a.NextStep = reviewStep(nextStep(rep, out.Actions), out)
 	a.Exclusions = out.Exclusions
 	a.ID = alertID(a)
+	if notes := unrecognisedNotes(rep, a.Closest); len(notes) > 0 {
+		// Values caguard does not recognise failed policies other than the closest one: name them,
+		// and let them count in the id, since a new unknown value is news.
+		a.Warnings = append(append([]string{}, a.Warnings...), notes...)
+		h := sha256.New()
+		fmt.Fprintf(h, "%s|%s", a.ID, strings.Join(notes, "|"))
+		a.ID = hex.EncodeToString(h.Sum(nil))[:16]
+	}
 	return a
+}
+
+// unrecognisedNotes names, one line per policy other than the closest (whose reasons the alert shows
+// anyway), the values caguard did not recognise and failed the policy for.
+func unrecognisedNotes(rep capolicy.Report, closest *PolicyFinding) []string {
+	var notes []string
+	for _, p := range rep.Policies {
+		if closest != nil && p.ID == closest.ID {
+			continue
+		}
+		var vals []string
+		for _, r := range p.Reasons {
+			for _, u := range r.Unrecognised {
+				vals = append(vals, u.Field+" "+strconv.Quote(u.Value))
+			}
+		}
+		if n := len(vals) - 8; n > 0 {
+			vals = append(vals[:8], fmt.Sprintf("and %d more", n))
+		}
+		if len(vals) > 0 {
+			notes = append(notes, fmt.Sprintf("policy %q (%s) holds values caguard does not recognise, so it cannot count: %s", p.DisplayName, p.ID, strings.Join(vals, ", ")))
+		}
+	}
+	return notes
 }
 
 // closest picks the policy to explain: the passing one awaiting enforcement, else the closest one.

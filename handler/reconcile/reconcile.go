@@ -191,9 +191,9 @@ func (e busyError) Unwrap() error   { return e.err }
 func (e busyError) Retriable() bool { return true }
 func (e busyError) Busy() bool      { return true }
 
-// Reconcile runs the loop once. Errors from Graph are returned wrapped, so a caller can tell a
-// retriable outage from a permanent refusal; alert delivery failures are logged, not returned, except
-// when no sink at all took the alert.
+// reconcile runs the loop once; Reconcile (failure.go) wraps it. Errors from Graph are returned
+// wrapped, so a caller can tell a retriable outage from a permanent refusal; alert delivery failures
+// are logged, not returned, except when no sink at all took the alert.
 //
 // Only a run that may write to Graph (Act, in remediate mode) takes the writer lock, from before the
 // read until after the write and the alert, so no two such runs, on any instance, decide on the same
@@ -202,7 +202,7 @@ func (e busyError) Busy() bool      { return true }
 // not depend on storage. When storage itself fails (not a lock held by another run), the run still
 // judges and alerts, says that the restore was not attempted and why, and then fails as retriable
 // when a restore was due, so the trigger tries again.
-func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error) {
+func (r *Reconciler) reconcile(ctx context.Context, req Request) (Outcome, error) {
 	if !req.Act || !r.Remediate {
 		return r.run(ctx, req, runMode{})
 	}
@@ -466,6 +466,9 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config, recordedI
 		if own.State == capolicy.StateEnabled {
 			// An administrator switched enforcement on: restoring the definition must not lower it.
 			desired.State = capolicy.StateEnabled
+		}
+		if skip := unknownStateSkip(own); skip != "" {
+			return action(Action{Kind: ActionSkip, Reason: skip})
 		}
 	} else if rep.Verdict == capolicy.VerdictPendingEnforcement {
 		return Action{Kind: ActionNone, Reason: pendingName(rep) + " meets the control in report-only mode; switch it on rather than adding a second report-only copy"}
@@ -806,7 +809,7 @@ func (r *Reconciler) send(ctx context.Context, a Alert) error {
 		}
 	}
 	if len(failed) == len(r.Sinks) {
-		return fmt.Errorf("no alert sink took the alert (%s): %w", strings.Join(failed, ", "), last)
+		return &undelivered{sinks: failed, err: last}
 	}
 	return nil
 }
