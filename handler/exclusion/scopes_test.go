@@ -8,14 +8,16 @@ import (
 	"testing"
 )
 
-// Ids the placeholders of testdata/scopes.json stand for.
+// Ids the placeholders of testdata/scopes.json stand for: the break-glass group judged, and another
+// Microsoft 365 group. They are the ids of Graph's own examples.
 const (
-	tableGroup      = "4444d821-ca3b-45cc-98ee-54c00a04deef"
-	tableOtherGroup = "119cc181-22f0-4e18-8537-264e7524ee0b"
+	TableGroup      = "4444d821-ca3b-45cc-98ee-54c00a04deef"
+	TableOtherGroup = "119cc181-22f0-4e18-8537-264e7524ee0b"
 )
 
-// ScopeRow is one row of testdata/scopes.json: a definition as Graph answers it and its coverage.
-type scopeRow struct {
+// ScopeRow is one row of testdata/scopes.json: a definition as Graph answers it and whether it covers
+// each group of TableGroups. It is exported for the end-to-end test in package exclusion_test.
+type ScopeRow struct {
 	Name       string          `json:"name"`
 	Source     string          `json:"source"`
 	Derived    string          `json:"derived"`
@@ -23,27 +25,50 @@ type scopeRow struct {
 	Definition json.RawMessage `json:"definition"`
 }
 
-// tableGroups are the groups each row is judged for, by the table's column names.
-var tableGroups = map[string]GroupInfo{
-	"security":       {ID: tableGroup},
-	"m365":           {ID: tableGroup, GroupTypes: []string{"Unified"}},
-	"dynamicM365":    {ID: tableGroup, GroupTypes: []string{"Unified", "DynamicMembership"}},
-	"roleAssignable": {ID: tableGroup, GroupTypes: []string{"Unified"}, RoleAssignable: true},
-	"otherM365":      {ID: tableOtherGroup, GroupTypes: []string{"Unified"}},
+// TableGroups are the groups each row is judged for, by the table's column names.
+var TableGroups = map[string]GroupInfo{
+	"security":       {ID: TableGroup},
+	"m365":           {ID: TableGroup, GroupTypes: []string{"Unified"}},
+	"dynamicM365":    {ID: TableGroup, GroupTypes: []string{"Unified", "DynamicMembership"}},
+	"roleAssignable": {ID: TableGroup, GroupTypes: []string{"Unified"}, RoleAssignable: true},
+	"otherM365":      {ID: TableOtherGroup, GroupTypes: []string{"Unified"}},
 }
 
-func readScopeTable(t *testing.T) []scopeRow {
+// ReadScopeTable reads testdata/scopes.json with its placeholders replaced, and checks that every
+// row names its source and judges every group.
+func ReadScopeTable(t testing.TB) []ScopeRow {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "scopes.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b = []byte(strings.NewReplacer("{groupId}", tableGroup, "{otherGroupId}", tableOtherGroup).Replace(string(b)))
+	b = []byte(strings.NewReplacer("{groupId}", TableGroup, "{otherGroupId}", TableOtherGroup).Replace(string(b)))
 	var table struct {
-		Rows []scopeRow `json:"rows"`
+		Rows []ScopeRow `json:"rows"`
 	}
 	if err := json.Unmarshal(b, &table); err != nil {
 		t.Fatal(err)
+	}
+	if len(table.Rows) < 30 {
+		t.Fatalf("table: got %d rows, want the whole table", len(table.Rows))
+	}
+	names := map[string]bool{}
+	for _, r := range table.Rows {
+		if r.Source == "" && r.Derived == "" {
+			t.Fatalf("row %q: a row names its documentation source or says how it was derived", r.Name)
+		}
+		if names[r.Name] {
+			t.Fatalf("row %q: names must be unique", r.Name)
+		}
+		names[r.Name] = true
+		if len(r.Covers) != len(TableGroups) {
+			t.Fatalf("row %q: covers: got %d columns, want %d", r.Name, len(r.Covers), len(TableGroups))
+		}
+		for col := range r.Covers {
+			if _, ok := TableGroups[col]; !ok {
+				t.Fatalf("row %q: unknown column %q", r.Name, col)
+			}
+		}
 	}
 	return table.Rows
 }
@@ -77,15 +102,8 @@ func (s *graphScope) domain() *Scope {
 }
 
 func TestCoversEveryDocumentedScopeShape(t *testing.T) {
-	rows := readScopeTable(t)
-	if len(rows) < 30 {
-		t.Fatalf("table: got %d rows, want the whole table", len(rows))
-	}
-	for _, r := range rows {
+	for _, r := range ReadScopeTable(t) {
 		t.Run(r.Name, func(t *testing.T) {
-			if r.Source == "" && r.Derived == "" {
-				t.Fatal("a row names its documentation source or says how it was derived")
-			}
 			var d struct {
 				ID                       string      `json:"id"`
 				Scope                    *graphScope `json:"scope"`
@@ -95,14 +113,8 @@ func TestCoversEveryDocumentedScopeShape(t *testing.T) {
 				t.Fatal(err)
 			}
 			def := Definition{ID: d.ID, Scope: d.Scope.domain(), InstanceEnumerationScope: d.InstanceEnumerationScope.domain()}
-			if len(r.Covers) != len(tableGroups) {
-				t.Fatalf("covers: got %d columns, want %d", len(r.Covers), len(tableGroups))
-			}
 			for col, want := range r.Covers {
-				g, ok := tableGroups[col]
-				if !ok {
-					t.Fatalf("unknown column %q", col)
-				}
+				g := TableGroups[col]
 				got, how := Covers(def, g)
 				if got != want {
 					t.Errorf("%s group: got covered %t (%q), want %t", col, got, how, want)
