@@ -2,6 +2,7 @@ package exclusion
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +125,104 @@ func TestCoversEveryDocumentedScopeShape(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCoversHoldsForMixedUpShapes mixes the parts of the table's queries into shapes Graph does not
+// document, as a hand-made review or a future Graph might write them: Covers never panics, a covered
+// group is always said how, a review that names only other groups never covers the group, and
+// narrowing a review (a guest filter, an inactive duration) never makes it cover more.
+func TestCoversHoldsForMixedUpShapes(t *testing.T) {
+	var queries, types []string
+	for _, r := range ReadScopeTable(t) {
+		var d struct {
+			Scope                    *graphScope `json:"scope"`
+			InstanceEnumerationScope *graphScope `json:"instanceEnumerationScope"`
+		}
+		if err := json.Unmarshal(r.Definition, &d); err != nil {
+			t.Fatal(err)
+		}
+		queries = append(queries, d.Scope.Query)
+		types = append(types, d.Scope.ODataType)
+		if e := d.InstanceEnumerationScope; e != nil {
+			queries = append(queries, e.Query)
+		}
+	}
+	parts := []string{"", "/", "?", "&", "(", ")", "'", "$filter=", "$count=true", "$top=1", " and ", " eq ", "%", "+",
+		"/v1.0", "/beta", "/groups", "/" + TableGroup, "/" + TableOtherGroup, "/members", "/transitiveMembers",
+		"/microsoft.graph.user", "./", "id ne '" + TableGroup + "'", "groupTypes/any(c:c eq 'Unified')"}
+	rng := rand.New(rand.NewPCG(19, 2))
+	pick := func(list []string) string { return list[rng.IntN(len(list))] }
+	mix := func() string {
+		q := pick(queries)
+		for range rng.IntN(4) {
+			at := rng.IntN(len(q) + 1)
+			switch rng.IntN(3) {
+			case 0:
+				q = q[:at] + pick(parts) + q[at:]
+			case 1:
+				q = q[:at] + q[min(len(q), at+rng.IntN(8)):]
+			default:
+				q = q[:at] + pick(queries) + q[at:]
+			}
+		}
+		return q
+	}
+	for range 20000 {
+		scope := Scope{ODataType: pick(types), Query: mix(), QueryType: pick([]string{"", "MicrosoftGraph", "ARM"})}
+		if rng.IntN(4) == 0 {
+			scope.PrincipalScopes = []Scope{{Query: pick([]string{"/users", "/users?$filter=(userType eq 'Guest')", mix()})}}
+			scope.ResourceScopes = []Scope{{Query: mix()}, {Query: mix()}}
+		}
+		def := Definition{ID: "d", Scope: &scope}
+		if rng.IntN(2) == 0 {
+			def.InstanceEnumerationScope = &Scope{Query: mix(), QueryType: "MicrosoftGraph"}
+		}
+		all := scope.Query
+		for _, s := range append(scope.PrincipalScopes, scope.ResourceScopes...) {
+			all += " " + s.Query
+		}
+		if def.InstanceEnumerationScope != nil {
+			all += " " + def.InstanceEnumerationScope.Query
+		}
+		for col, g := range TableGroups {
+			ok, how := Covers(def, g)
+			if ok && !strings.HasPrefix(how, "reviews ") {
+				t.Fatalf("%s: covered, how %q, by %+v", col, how, def)
+			}
+			if ok && namesOnlyOtherGroups(all, g.ID) {
+				t.Fatalf("%s: covered by a review that names only other groups: %+v %+v", col, def.Scope, def.InstanceEnumerationScope)
+			}
+			if ok || def.InstanceEnumerationScope != nil || len(scope.ResourceScopes) > 0 {
+				continue
+			}
+			// Narrowing a review that does not cover the group never makes it cover it.
+			for _, narrowed := range []Scope{
+				{ODataType: scope.ODataType, Query: scope.Query + "?$filter=(userType eq 'Guest')", QueryType: scope.QueryType},
+				{ODataType: "#microsoft.graph.accessReviewInactiveUsersQueryScope", Query: scope.Query, QueryType: scope.QueryType, InactiveDuration: "P30D"},
+			} {
+				if ok, _ := Covers(Definition{ID: "d", Scope: &narrowed}, g); ok {
+					t.Fatalf("%s: narrowing %+v to %+v made it cover the group", col, scope, narrowed)
+				}
+			}
+		}
+	}
+}
+
+// namesOnlyOtherGroups reports whether every "/groups" in s is followed by an id other than id: such a
+// review reaches named groups only, none of them the one judged.
+func namesOnlyOtherGroups(s, id string) bool {
+	s = strings.ToLower(s)
+	seen := false
+	for rest := s; ; {
+		i := strings.Index(rest, "/groups")
+		if i < 0 {
+			return seen
+		}
+		rest = rest[i+len("/groups"):]
+		if len(rest) < 37 || rest[0] != '/' || !looksLikeID(rest[1:37]) || strings.EqualFold(rest[1:37], id) {
+			return false
+		}
+		seen = true
 	}
 }
