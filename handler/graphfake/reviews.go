@@ -304,15 +304,27 @@ func groupObject(id string, g Group) object {
 	}
 }
 
+// listDefinitions pages with $top and $skip as well as $skiptoken: "apply pagination using the $skip
+// and $top query parameters" (accessreviewset-list-definitions, v1.0). A nextLink keeps $skip, and
+// its $skiptoken counts from there.
 func (s *Server) listDefinitions(w http.ResponseWriter, r *http.Request) {
 	fields := selectFields(r)
+	skip := 0
+	if v := r.URL.Query().Get("$skip"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, r, http.StatusBadRequest, "BadRequest", "Invalid $skip value.")
+			return
+		}
+		skip = n
+	}
 	s.mu.Lock()
 	items := make([]json.RawMessage, 0, len(s.tenant.reviews))
 	for _, rev := range s.tenant.reviews {
 		items = append(items, project(rev.definition, fields).marshal())
 	}
 	s.mu.Unlock()
-	s.writePage(w, r, items, "identityGovernance/accessReviews/definitions")
+	s.writePage(w, r, items[min(skip, len(items)):], "identityGovernance/accessReviews/definitions")
 }
 
 func (s *Server) listInstances(w http.ResponseWriter, r *http.Request, id string) {

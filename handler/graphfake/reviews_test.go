@@ -181,3 +181,37 @@ func TestInstancesOfAReviewOfOneGroupCarryTheDefinitionScope(t *testing.T) {
 		t.Errorf("review of many groups: seeded instance scope got %v, want it verbatim %v", got, wantPerGroup)
 	}
 }
+
+// The list-definitions doc pages with $top and $skip ("GET .../definitions?$top=100&$skip=0").
+func TestAccessReviewDefinitionsPageWithSkip(t *testing.T) {
+	s := start(t, Options{PageSize: 2}, reviewScenario(t))
+	ids := func(page map[string]any) []string {
+		var out []string
+		for _, v := range page["value"].([]any) {
+			out = append(out, v.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	all := ids(call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions?$top=100&$skip=0", s.Token(), nil, nil).json(t))
+	if len(all) != 2 {
+		t.Fatalf("first page with $skip=0: got %v, want 2 definitions", all)
+	}
+	skipped := call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions?$top=1&$skip=1", s.Token(), nil, nil).json(t)
+	if got := ids(skipped); len(got) != 1 || got[0] != all[1] {
+		t.Errorf("$top=1&$skip=1: got %v, want [%s]", got, all[1])
+	}
+	next, _ := skipped["@odata.nextLink"].(string)
+	if !strings.Contains(next, "%24skip=1") && !strings.Contains(next, "$skip=1") {
+		t.Fatalf("nextLink %q does not keep $skip", next)
+	}
+	last := ids(call(t, "GET", next, s.Token(), nil, nil).json(t))
+	if len(last) != 1 || last[0] == all[0] || last[0] == all[1] {
+		t.Errorf("the page after $skip=1: got %v, want the third definition only", last)
+	}
+	if r := call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions?$skip=-1", s.Token(), nil, nil); r.status != 400 {
+		t.Errorf("$skip=-1: got %d, want 400", r.status)
+	}
+	if got := ids(call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions?$skip=10", s.Token(), nil, nil).json(t)); len(got) != 0 {
+		t.Errorf("$skip past the end: got %v, want an empty page", got)
+	}
+}
