@@ -85,10 +85,13 @@ func instancesFor(t *testing.T, def json.RawMessage, judged string) []json.RawMe
 
 // tenantFor seeds one enabled policy that meets the control and excludes the break-glass user and
 // group, the judged group typed as the column says with the user as its member, and the row's review.
-func tenantFor(t *testing.T, r exclusion.ScopeRow, col string) (*graphfake.Server, capolicy.Config) {
+func tenantFor(t *testing.T, r exclusion.ScopeRow, col string, instances []json.RawMessage) (*graphfake.Server, capolicy.Config) {
 	t.Helper()
 	info := exclusion.TableGroups[col]
 	judged := info.ID
+	if instances == nil {
+		instances = instancesFor(t, r.Definition, judged)
+	}
 	sc := graphfake.Scenario{
 		TenantID: "00000000-0000-0000-0000-0000000000aa",
 		Groups: map[string]graphfake.Group{
@@ -99,7 +102,7 @@ func tenantFor(t *testing.T, r exclusion.ScopeRow, col string) (*graphfake.Serve
 		},
 		Users: map[string]json.RawMessage{breakGlassUser: json.RawMessage(`{"displayName":"Break-glass 1","accountEnabled":true,
 			"signInActivity":{"lastSuccessfulSignInDateTime":"now-3d","lastSignInDateTime":"now-3d"}}`)},
-		AccessReviews: []graphfake.AccessReview{{Definition: r.Definition, Instances: instancesFor(t, r.Definition, judged)}},
+		AccessReviews: []graphfake.AccessReview{{Definition: r.Definition, Instances: instances}},
 	}
 	sc.Groups[judged] = graphfake.Group{DisplayName: "Break-glass accounts", GroupTypes: info.GroupTypes, IsAssignableToRole: info.RoleAssignable,
 		Members: []graphfake.Member{{ID: breakGlassUser, ODataType: "#microsoft.graph.user", DisplayName: "Break-glass 1"}}}
@@ -167,38 +170,11 @@ func TestEveryDocumentedScopeShapeThroughGraph(t *testing.T) {
 			defID := want.(map[string]any)["id"].(string)
 			for col, covers := range r.Covers {
 				t.Run(col, func(t *testing.T) {
-					fake, cfg := tenantFor(t, r, col)
+					fake, cfg := tenantFor(t, r, col, nil)
 					if got := servedDefinitions(t, fake); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 						t.Fatalf("the emulator served %v, want the definition verbatim: %v", got, want)
 					}
-					fake.Reset()
-					c, err := graph.New(graph.Options{BaseURL: fake.GraphURL(), Credential: emulatorToken{fake}, Logger: zaptest.NewLogger(t)})
-					if err != nil {
-						t.Fatal(err)
-					}
-					rec := &reconcile.Reconciler{Store: c, Policy: cfg, TenantID: fake.TenantID(), Now: time.Now,
-						Log: zaptest.NewLogger(t), Owner: &reconcile.MemoryOwnership{},
-						Exclusions: reconcile.Exclusions{Reader: c, Mode: exclusion.ModeReport, Grace: exclusion.DefaultGrace}}
-					out, err := rec.Reconcile(context.Background(), reconcile.Request{Trigger: reconcile.TriggerHTTP})
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !batched(fake.Calls(), "/identityGovernance/accessReviews/definitions") {
-						t.Errorf("the definitions were not read in a JSON batch: %v", fake.Calls())
-					}
-					judged := exclusion.TableGroups[col].ID
-					var group, user *exclusion.Item
-					for i := range out.Exclusions {
-						switch it := &out.Exclusions[i]; {
-						case it.Kind == exclusion.KindGroup && it.ID == judged:
-							group = it
-						case it.Kind == exclusion.KindUser && it.ID == breakGlassUser:
-							user = it
-						}
-					}
-					if group == nil || user == nil {
-						t.Fatalf("exclusions: got %+v, want the break-glass group %s and user", out.Exclusions, judged)
-					}
+					group, user := report(t, fake, cfg, exclusion.TableGroups[col].ID)
 					if user.Review.Status != exclusion.ReviewNotReviewable {
 						t.Errorf("break-glass user: got review %s (%s), want not-reviewable", user.Review.Status, user.Review.Detail)
 					}
@@ -213,6 +189,62 @@ func TestEveryDocumentedScopeShapeThroughGraph(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// report runs a report-only reconcile through handler/graph, as GET /api/Evaluate does, and returns
+// the break-glass group's and user's exclusions.
+func report(t *testing.T, fake *graphfake.Server, cfg capolicy.Config, judged string) (group, user *exclusion.Item) {
+	t.Helper()
+	fake.Reset()
+	c, err := graph.New(graph.Options{BaseURL: fake.GraphURL(), Credential: emulatorToken{fake}, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &reconcile.Reconciler{Store: c, Policy: cfg, TenantID: fake.TenantID(), Now: time.Now,
+		Log: zaptest.NewLogger(t), Owner: &reconcile.MemoryOwnership{},
+		Exclusions: reconcile.Exclusions{Reader: c, Mode: exclusion.ModeReport, Grace: exclusion.DefaultGrace}}
+	out, err := rec.Reconcile(context.Background(), reconcile.Request{Trigger: reconcile.TriggerHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !batched(fake.Calls(), "/identityGovernance/accessReviews/definitions") {
+		t.Errorf("the definitions were not read in a JSON batch: %v", fake.Calls())
+	}
+	for i := range out.Exclusions {
+		switch it := &out.Exclusions[i]; {
+		case it.Kind == exclusion.KindGroup && it.ID == judged:
+			group = it
+		case it.Kind == exclusion.KindUser && it.ID == breakGlassUser:
+			user = it
+		}
+	}
+	if group == nil || user == nil {
+		t.Fatalf("exclusions: got %+v, want the break-glass group %s and user", out.Exclusions, judged)
+	}
+	return group, user
+}
+
+// A review of every Microsoft 365 group has one instance per group; another group's recent instance
+// says nothing of the break-glass group's review, which has not completed yet.
+func TestAReviewOfManyGroupsCountsOnlyTheGroupsOwnInstance(t *testing.T) {
+	var row exclusion.ScopeRow
+	for _, r := range exclusion.ReadScopeTable(t) {
+		if r.Name == "all Microsoft 365 groups, encoded as Graph answers" {
+			row = r
+		}
+	}
+	if row.Definition == nil || !row.Covers["m365"] {
+		t.Fatal("the table lost its all-Microsoft-365-groups row")
+	}
+	others := instancesFor(t, row.Definition, exclusion.TableGroup)[:1] // the unrelated group's only
+	pending := json.RawMessage(`{"id":"5a0d6b1e-0000-4000-8000-000000000004","status":"InProgress","startDateTime":"now-2d","endDateTime":"now+12d",
+		"scope":{"@odata.type":"#microsoft.graph.accessReviewQueryScope","query":"/v1.0/groups/` + exclusion.TableGroup + `/members/microsoft.graph.user/?$count=true","queryType":"MicrosoftGraph","queryRoot":null}}`)
+	fake, cfg := tenantFor(t, row, "m365", append(others, pending))
+	group, _ := report(t, fake, cfg, exclusion.TableGroup)
+	if group.Review.Status != exclusion.ReviewOverdue || group.Review.LastCompleted != nil {
+		t.Errorf("break-glass group: got review %s, last completed %v (%s), want overdue with no completed instance of its own",
+			group.Review.Status, group.Review.LastCompleted, group.Review.Detail)
 	}
 }
 
