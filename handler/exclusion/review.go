@@ -3,6 +3,7 @@ package exclusion
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -69,76 +70,119 @@ type Definition struct {
 	Instances                []Instance
 }
 
-// GroupInfo is what coverage needs to know of a group: reviews of "all Microsoft 365 groups" leave
-// out other groups, dynamic groups and role-assignable groups.
+// GroupInfo is what coverage needs to know of a group: reviews of many groups leave out dynamic
+// groups and role-assignable groups, and reviews of "all Microsoft 365 groups" other groups too.
 type GroupInfo struct {
 	ID             string
 	GroupTypes     []string
 	RoleAssignable bool
 }
 
-func (g GroupInfo) unified() bool {
-	return containsFold(g.GroupTypes, "Unified") && !containsFold(g.GroupTypes, "DynamicMembership") && !g.RoleAssignable
+// enumerated reports whether a review of many groups takes the group in: "Dynamic groups and
+// role-assignable groups aren't included in this review" (Graph, "Configure the scope of your access
+// review", examples 4 to 6). Graph says so of the Microsoft 365 and Teams reviews; caguard assumes the
+// same of every review of many groups, because it cannot tell otherwise and a false "covered" hides a
+// missing review.
+func (g GroupInfo) enumerated() bool {
+	return !containsFold(g.GroupTypes, "DynamicMembership") && !g.RoleAssignable
 }
+
+func (g GroupInfo) unified() bool { return containsFold(g.GroupTypes, "Unified") && g.enumerated() }
 
 // Covers reports whether a definition reviews the members of group g, and how, in a few words. A
 // review counts only when it reviews every member it may hold: a $filter (guests only) or an
 // inactive-users scope reviews a subset, which is not the review the control asks for. A review of
-// other resources (roles, access packages, apps) does not count. The scope shapes are those of Graph's
-// "Configure the scope of your access review" (learn.microsoft.com/graph/accessreviews-scope-concept):
-// a review of all Microsoft 365 groups leaves out dynamic and role-assignable groups.
+// other resources (roles, access packages, apps) does not count. The shapes are those of Graph's
+// "Configure the scope of your access review" (learn.microsoft.com/graph/accessreviews-scope-concept)
+// and of the v1.0 examples of accessReviewScheduleDefinition; handler/exclusion/testdata/scopes.json
+// holds each with its expected coverage.
+//
+// instanceEnumerationScope comes in two kinds: "/groups/{id}" (or "/v1.0/groups/{id}"), which is a
+// review of that one group (the portal writes it for every group review, and Graph's own
+// list-definitions example shows it beside scope "/groups/{id}/transitiveMembers"); and "/groups",
+// optionally with a $filter, a review of many groups, one instance each, each reviewing "./members".
 func Covers(d Definition, g GroupInfo) (bool, string) {
 	if d.Scope == nil {
 		return false, ""
 	}
 	if e := d.InstanceEnumerationScope; e != nil && strings.TrimSpace(e.Query) != "" {
-		// A review of many groups: one instance per enumerated group, each reviewing "./members".
-		if !graphQuery(*e) || !relativeMembers(*d.Scope) {
+		if inactive(*e) || !graphQuery(*e) {
 			return false, ""
 		}
-		path, filter := splitQuery(e.Query)
-		switch {
-		case path == "/groups" && filter == "":
-			return true, "reviews the members of every group"
-		case path == "/groups" && isUnifiedFilter(filter) && g.unified():
-			return true, "reviews the members of every Microsoft 365 group"
-		case strings.EqualFold(path, "/groups/"+g.ID) && filter == "":
-			return true, "reviews the group's members"
+		eq := parseQuery(e.Query)
+		if eq.narrowed {
+			return false, ""
+		}
+		if id, ok := oneGroup(eq.path); ok {
+			// A review of one group: the scope is that group's members, absolute or relative.
+			if !strings.EqualFold(id, g.ID) {
+				return false, ""
+			}
+			if sid, how, ok := groupMembersQuery(*d.Scope); ok {
+				return strings.EqualFold(sid, g.ID), how
+			}
+			if members, ok := relativeMembers(*d.Scope); ok {
+				return true, "reviews the group's " + members
+			}
+			return false, ""
+		}
+		members, ok := relativeMembers(*d.Scope)
+		if !ok || eq.path != "/groups" {
+			return false, ""
+		}
+		if eq.filter == "" {
+			if g.enumerated() {
+				return true, "reviews the " + members + " of every group"
+			}
+			return false, ""
+		}
+		if excluded, ok := unifiedFilter(eq.filter); ok && g.unified() && !containsFold(excluded, g.ID) {
+			return true, "reviews the " + members + " of every Microsoft 365 group"
 		}
 		return false, ""
 	}
-	switch scopeKind(*d.Scope) {
-	case "accessreviewqueryscope", "":
+	switch kind := scopeKind(*d.Scope); {
+	case kind == "principalresourcemembershipsscope" || (kind == "" && len(d.Scope.ResourceScopes) > 0):
+		return membershipsCover(*d.Scope, g)
+	case kind == "accessreviewqueryscope" || kind == "":
 		if id, how, ok := groupMembersQuery(*d.Scope); ok && strings.EqualFold(id, g.ID) {
 			return true, how
 		}
-	case "principalresourcemembershipsscope":
-		if len(d.Scope.PrincipalScopes) == 0 || len(d.Scope.ResourceScopes) == 0 {
-			return false, ""
+	}
+	return false, ""
+}
+
+// membershipsCover judges a principalResourceMembershipsScope: principalScopes are pools of
+// principals, resourceScopes the resources whose access they hold. It covers the group when one pool
+// is every user ("/users", no filter, not inactive) and one resource is the group, its members, or
+// every group.
+func membershipsCover(s Scope, g GroupInfo) (bool, string) {
+	allUsers := false
+	for _, p := range s.PrincipalScopes {
+		q := parseQuery(p.Query)
+		if !inactive(p) && graphQuery(p) && knownQueryKind(p) && q.path == "/users" && q.filter == "" && !q.narrowed {
+			allUsers = true
 		}
-		for _, p := range d.Scope.PrincipalScopes {
-			path, filter := splitQuery(p.Query)
-			if scopeKind(p) == "accessreviewinactiveusersqueryscope" || !graphQuery(p) || path != "/users" || filter != "" {
-				return false, ""
-			}
+	}
+	if !allUsers {
+		return false, ""
+	}
+	for _, r := range s.ResourceScopes {
+		if inactive(r) || !graphQuery(r) || !knownQueryKind(r) {
+			continue
 		}
-		for _, r := range d.Scope.ResourceScopes {
-			if scopeKind(r) == "accessreviewinactiveusersqueryscope" || !graphQuery(r) {
-				continue
-			}
-			path, filter := splitQuery(r.Query)
-			if filter != "" {
-				continue
-			}
-			if path == "/groups" {
-				return true, "reviews every user's membership of every group"
-			}
-			if strings.EqualFold(path, "/groups/"+g.ID) {
-				return true, "reviews every user's membership of the group"
-			}
-			if id, how, ok := groupMembersQuery(r); ok && strings.EqualFold(id, g.ID) {
-				return true, how
-			}
+		q := parseQuery(r.Query)
+		if q.filter != "" || q.narrowed {
+			continue
+		}
+		if q.path == "/groups" && g.enumerated() {
+			return true, "reviews every user's membership of every group"
+		}
+		if id, ok := oneGroup(q.path); ok && strings.EqualFold(id, g.ID) {
+			return true, "reviews every user's membership of the group"
+		}
+		if id, how, ok := groupMembersQuery(r); ok && strings.EqualFold(id, g.ID) {
+			return true, how
 		}
 	}
 	return false, ""
@@ -152,15 +196,35 @@ func scopeKind(s Scope) string {
 	return strings.TrimPrefix(t, "microsoft.graph.")
 }
 
+// knownQueryKind accepts an accessReviewQueryScope, or a scope whose type Graph left out.
+func knownQueryKind(s Scope) bool {
+	k := scopeKind(s)
+	return k == "" || k == "accessreviewqueryscope"
+}
+
+// inactive reports an accessReviewInactiveUsersQueryScope, or any scope that carries an
+// inactiveDuration: it reviews only the members who have not signed in for that long.
+func inactive(s Scope) bool {
+	return scopeKind(s) == "accessreviewinactiveusersqueryscope" || strings.TrimSpace(s.InactiveDuration) != ""
+}
+
 func graphQuery(s Scope) bool {
 	t := strings.TrimSpace(s.QueryType)
 	return t == "" || strings.EqualFold(t, "MicrosoftGraph")
 }
 
-// splitQuery separates a scope query's path from its $filter, normalising the path: lower case
-// segments for the fixed words, no version prefix, no trailing "/" (Graph's examples write
-// ".../microsoft.graph.user/?$filter=...").
-func splitQuery(q string) (path, filter string) {
+// query is a scope query taken apart. queryRoot is not part of it: Graph documents it only for
+// relative reviewer queries ("./manager"), and it does not change what a scope reviews.
+type query struct {
+	path     string // no host or version prefix, no trailing "/", fixed words in lower case
+	filter   string // $filter, "" for none
+	narrowed bool   // an option other than $filter and $count, or options that cannot be read
+}
+
+// parseQuery reads a scope query: Graph writes "/groups/{id}/transitiveMembers",
+// "/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user/?$count=true&$filter=(...)" and
+// "/groups?$filter=(groupTypes/any(c:c+eq+'Unified'))&$count=true" alike.
+func parseQuery(q string) query {
 	q = strings.TrimSpace(q)
 	for _, prefix := range []string{"https://graph.microsoft.com", "/v1.0", "/beta"} {
 		if len(q) >= len(prefix) && strings.EqualFold(q[:len(prefix)], prefix) {
@@ -168,37 +232,55 @@ func splitQuery(q string) (path, filter string) {
 		}
 	}
 	path, rawQuery, _ := strings.Cut(q, "?")
-	path = strings.TrimRight(path, "/")
+	var out query
+	out.path = strings.TrimRight(path, "/")
 	if rawQuery != "" {
-		if v, err := url.ParseQuery(rawQuery); err == nil {
-			filter = strings.TrimSpace(v.Get("$filter"))
-		} else {
-			filter = rawQuery // unreadable: treat as narrowing
+		v, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			out.narrowed = true
+		}
+		for k := range v {
+			switch strings.ToLower(k) {
+			case "$filter":
+				out.filter = strings.TrimSpace(v.Get(k))
+			case "$count":
+			default:
+				out.narrowed = true
+			}
 		}
 	}
-	segs := strings.Split(path, "/")
+	segs := strings.Split(out.path, "/")
 	for i, s := range segs {
 		if !looksLikeID(s) {
 			segs[i] = strings.ToLower(s)
 		}
 	}
-	return strings.Join(segs, "/"), filter
+	out.path = strings.Join(segs, "/")
+	return out
 }
 
 func looksLikeID(s string) bool { return len(s) == 36 && strings.Count(s, "-") == 4 }
 
+// oneGroup matches the path "/groups/{id}".
+func oneGroup(path string) (string, bool) {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if len(segs) == 2 && segs[0] == "groups" && segs[1] != "" {
+		return segs[1], true
+	}
+	return "", false
+}
+
 // groupMembersQuery matches "/groups/{id}/members" or "/groups/{id}/transitiveMembers", optionally
 // cast to microsoft.graph.user, without a filter.
 func groupMembersQuery(s Scope) (id, how string, ok bool) {
-	if scopeKind(s) == "accessreviewinactiveusersqueryscope" || !graphQuery(s) {
+	if inactive(s) || !graphQuery(s) || !knownQueryKind(s) {
 		return "", "", false
 	}
-	path, filter := splitQuery(s.Query)
-	if filter != "" {
+	q := parseQuery(s.Query)
+	if q.filter != "" || q.narrowed {
 		return "", "", false
 	}
-	path = strings.TrimSuffix(path, "/microsoft.graph.user")
-	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	segs := strings.Split(strings.TrimPrefix(strings.TrimSuffix(q.path, "/microsoft.graph.user"), "/"), "/")
 	if len(segs) != 3 || segs[0] != "groups" {
 		return "", "", false
 	}
@@ -212,19 +294,95 @@ func groupMembersQuery(s Scope) (id, how string, ok bool) {
 }
 
 // relativeMembers matches the per-group scope of a review of many groups: "./members" or
-// "./transitiveMembers", optionally cast to users, without a filter.
-func relativeMembers(s Scope) bool {
-	if scopeKind(s) == "accessreviewinactiveusersqueryscope" || !graphQuery(s) {
-		return false
+// "./transitiveMembers", optionally cast to users, without a filter; it names which members.
+func relativeMembers(s Scope) (string, bool) {
+	if inactive(s) || !graphQuery(s) || !knownQueryKind(s) {
+		return "", false
 	}
-	path, filter := splitQuery(s.Query)
-	path = strings.TrimSuffix(path, "/microsoft.graph.user")
-	return filter == "" && (path == "./members" || path == "./transitivemembers")
+	q := parseQuery(s.Query)
+	if q.filter != "" || q.narrowed {
+		return "", false
+	}
+	switch strings.TrimSuffix(q.path, "/microsoft.graph.user") {
+	case "./members":
+		return "direct members", true
+	case "./transitivemembers":
+		return "direct and nested members", true
+	}
+	return "", false
 }
 
-func isUnifiedFilter(f string) bool {
-	f = strings.ToLower(strings.Join(strings.Fields(f), ""))
-	return f == "grouptypes/any(c:ceq'unified')" || f == "(grouptypes/any(c:ceq'unified'))"
+var (
+	unifiedClause = regexp.MustCompile(`^grouptypes/any\(\s*(\w+)\s*:\s*(\w+)\s+eq\s+'unified'\s*\)$`)
+	idNeClause    = regexp.MustCompile(`^id\s+ne\s+'([^']*)'$`)
+)
+
+// unifiedFilter reads the $filter of a review of all Microsoft 365 groups: the clause
+// groupTypes/any(c:c eq 'Unified'), and-ed with any number of "id ne '{group id}'" clauses that leave
+// groups out (Graph's accessReviewScope table, "excluding specified groups"). ok is false for any
+// other filter, a review of all teams among them: caguard does not know which groups are teams.
+func unifiedFilter(f string) (excluded []string, ok bool) {
+	unified := false
+	for _, c := range splitAnd(f) {
+		lc := strings.ToLower(c)
+		if m := unifiedClause.FindStringSubmatch(lc); m != nil && m[1] == m[2] {
+			unified = true
+			continue
+		}
+		if m := idNeClause.FindStringSubmatch(c); m != nil {
+			excluded = append(excluded, m[1])
+			continue
+		}
+		return nil, false
+	}
+	return excluded, unified
+}
+
+// splitAnd splits a filter on its top-level "and", dropping the parentheses around it and each
+// clause.
+func splitAnd(f string) []string {
+	f = unwrap(strings.Join(strings.Fields(f), " "))
+	var out []string
+	depth, start := 0, 0
+	lower := strings.ToLower(f)
+	for i := 0; i < len(f); i++ {
+		switch f[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ' ':
+			if depth == 0 && strings.HasPrefix(lower[i:], " and ") {
+				out = append(out, unwrap(f[start:i]))
+				start = i + len(" and ")
+				i = start - 1
+			}
+		}
+	}
+	return append(out, unwrap(f[start:]))
+}
+
+// unwrap removes parentheses that enclose the whole of s.
+func unwrap(s string) string {
+	for {
+		s = strings.TrimSpace(s)
+		if len(s) < 2 || s[0] != '(' || s[len(s)-1] != ')' {
+			return s
+		}
+		depth := 0
+		for i := 0; i < len(s); i++ {
+			switch s[i] {
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+			if depth == 0 && i < len(s)-1 {
+				return s // the first "(" closes before the end: not one enclosing pair
+			}
+		}
+		s = s[1 : len(s)-1]
+	}
 }
 
 // completed reports whether an instance's status means its review ended: Graph moves a finished
@@ -243,7 +401,7 @@ func instanceCovers(in Instance, g GroupInfo) bool {
 	if in.Scope == nil {
 		return true
 	}
-	path, _ := splitQuery(in.Scope.Query)
+	path := parseQuery(in.Scope.Query).path
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	if len(segs) >= 2 && segs[0] == "groups" && looksLikeID(segs[1]) {
 		return strings.EqualFold(segs[1], g.ID)
@@ -295,7 +453,9 @@ func (d Definition) recurring(now time.Time) bool {
 	if _, ok := r.next(now); !ok {
 		return false
 	}
-	if strings.EqualFold(r.RangeType, "endDate") && r.EndDate != "" {
+	// "numbered" ranges carry an endDate too: Graph's own example of a series that "ends 1 year from
+	// the startDate" (accessreviewset-post-definitions, example 3) is written so.
+	if (strings.EqualFold(r.RangeType, "endDate") || strings.EqualFold(r.RangeType, "numbered")) && r.EndDate != "" {
 		end, err := time.Parse("2006-01-02", r.EndDate)
 		if err == nil && end.AddDate(0, 0, 1).Before(now) {
 			return false

@@ -17,7 +17,9 @@ import (
 //     seeded accessReviewScheduleDefinition and accessReviewInstance objects as given (scope objects
 //     with @odata.type, settings.recurrence), paged like every collection; they need
 //     AccessReview.Read.All (or AccessReview.ReadWrite.All), else 403, so a token without it can be
-//     tested through Options.Roles.
+//     tested through Options.Roles. Definitions are served verbatim, in whatever documented shape
+//     they were seeded (handler/exclusion/testdata/scopes.json holds one of each); an instance of a
+//     review of one group seeded without a scope gets the definition's, as Graph gives it one.
 //   - GET /users/{id} answers a seeded user with $select honoured; it needs User.Read.All (or
 //     Directory.Read.All), and selecting signInActivity needs AuditLog.Read.All too, as Graph asks
 //     (and a premium licence, Options.NoPremiumLicence). signInActivity is served as seeded:
@@ -92,12 +94,51 @@ func (t *tenant) seedGovernance(sc Scenario, now time.Time) error {
 			if in.str("id") == "" {
 				in["id"] = mustJSON(newGUID())
 			}
+			if _, ok := in["scope"]; !ok {
+				if scope, ok := oneGroupInstanceScope(d); ok {
+					in["scope"] = scope
+				}
+			}
 			rev.instances = append(rev.instances, in)
 		}
 		t.reviews = append(t.reviews, rev)
 	}
 	return nil
 }
+
+// oneGroupInstanceScope is the scope Graph gives each instance of a review of one group. An
+// accessReviewInstance's scope is "Created based on scope and instanceEnumerationScope at the
+// accessReviewScheduleDefinition level. Defines the scope of users reviewed in a group"
+// (accessReviewInstance resource type, v1.0): for a definition without an enumeration scope, or
+// one enumerating a single group ("/groups/{id}", as the portal writes it), that is the
+// definition's own scope, and an instance seeded without one is served with it. A review of many
+// groups has one instance per group, each scoped to its group
+// (accessreviewscheduledefinition-list-instances shows "/v1.0/groups/{id}/members/..."): which
+// group an instance belongs to only the scenario can say, so such an instance is served as seeded.
+func oneGroupInstanceScope(d object) (json.RawMessage, bool) {
+	scope, ok := d["scope"]
+	if !ok || string(scope) == "null" {
+		return nil, false
+	}
+	var enum *struct {
+		Query string `json:"query"`
+	}
+	if raw, ok := d["instanceEnumerationScope"]; ok {
+		if err := json.Unmarshal(raw, &enum); err != nil {
+			return nil, false
+		}
+	}
+	if enum == nil || strings.TrimSpace(enum.Query) == "" {
+		return scope, true
+	}
+	q := strings.TrimPrefix(strings.TrimSpace(enum.Query), "/v1.0")
+	if path, _, _ := strings.Cut(q, "?"); oneGroupPath.MatchString(strings.TrimRight(path, "/")) {
+		return scope, true
+	}
+	return nil, false
+}
+
+var oneGroupPath = regexp.MustCompile(`(?i)^/groups/[^/?]+$`)
 
 var relativeTime = regexp.MustCompile(`^now([+-])(\d{1,5})d$`)
 
@@ -263,15 +304,27 @@ func groupObject(id string, g Group) object {
 	}
 }
 
+// listDefinitions pages with $top and $skip as well as $skiptoken: "apply pagination using the $skip
+// and $top query parameters" (accessreviewset-list-definitions, v1.0). A nextLink keeps $skip, and
+// its $skiptoken counts from there.
 func (s *Server) listDefinitions(w http.ResponseWriter, r *http.Request) {
 	fields := selectFields(r)
+	skip := 0
+	if v := r.URL.Query().Get("$skip"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, r, http.StatusBadRequest, "BadRequest", "Invalid $skip value.")
+			return
+		}
+		skip = n
+	}
 	s.mu.Lock()
 	items := make([]json.RawMessage, 0, len(s.tenant.reviews))
 	for _, rev := range s.tenant.reviews {
 		items = append(items, project(rev.definition, fields).marshal())
 	}
 	s.mu.Unlock()
-	s.writePage(w, r, items, "identityGovernance/accessReviews/definitions")
+	s.writePage(w, r, items[min(skip, len(items)):], "identityGovernance/accessReviews/definitions")
 }
 
 func (s *Server) listInstances(w http.ResponseWriter, r *http.Request, id string) {

@@ -3,6 +3,7 @@ package graphfake
 import (
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,84 @@ func TestMembersAreLimitedWithoutPermissionToReadUsers(t *testing.T) {
 	first := m["value"].([]any)[0].(map[string]any)
 	if first["id"] != "11111111-1111-1111-1111-111111111111" || first["@odata.type"] != "#microsoft.graph.user" || first["displayName"] != nil || first["accountEnabled"] != nil {
 		t.Errorf("member without User.Read.All: got %v, want id and type only", first)
+	}
+}
+
+// An accessReviewInstance's scope is "Created based on scope and instanceEnumerationScope at the
+// accessReviewScheduleDefinition level" (accessReviewInstance resource type, v1.0): an instance of a
+// review of one group carries the definition's scope; an instance of a review of many groups names
+// its own group, which only the scenario knows.
+func TestInstancesOfAReviewOfOneGroupCarryTheDefinitionScope(t *testing.T) {
+	const group = "4444d821-ca3b-45cc-98ee-54c00a04deef"
+	scope := `{"@odata.type":"#microsoft.graph.accessReviewQueryScope","query":"/groups/` + group + `/transitiveMembers","queryType":"MicrosoftGraph"}`
+	perGroup := `{"@odata.type":"#microsoft.graph.accessReviewQueryScope","query":"/v1.0/groups/` + group + `/members/microsoft.graph.user/?$count=true","queryType":"MicrosoftGraph","queryRoot":null}`
+	instance := json.RawMessage(`{"id":"i1","status":"Completed","startDateTime":"2026-11-01T00:00:00Z","endDateTime":"2026-11-15T00:00:00Z"}`)
+	sc := &Scenario{AccessReviews: []AccessReview{
+		{Definition: json.RawMessage(`{"id":"portal","scope":` + scope + `,"instanceEnumerationScope":{"@odata.type":"#microsoft.graph.accessReviewQueryScope","query":"/v1.0/groups/` + group + `","queryType":"MicrosoftGraph"}}`),
+			Instances: []json.RawMessage{instance}},
+		{Definition: json.RawMessage(`{"id":"api","scope":` + scope + `,"instanceEnumerationScope":null}`),
+			Instances: []json.RawMessage{instance}},
+		{Definition: json.RawMessage(`{"id":"many","scope":{"@odata.type":"#microsoft.graph.accessReviewQueryScope","query":"./members/microsoft.graph.user/?$count=true","queryType":"MicrosoftGraph"},` +
+			`"instanceEnumerationScope":{"@odata.type":"#microsoft.graph.accessReviewQueryScope","query":"/groups?$filter=(groupTypes/any(c:c+eq+'Unified'))&$count=true","queryType":"MicrosoftGraph"}}`),
+			Instances: []json.RawMessage{instance, json.RawMessage(`{"id":"i2","status":"Completed","scope":` + perGroup + `}`)}},
+	}}
+	s := start(t, Options{}, sc)
+	instances := func(id string) []any {
+		return call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions/"+id+"/instances", s.Token(), nil, nil).json(t)["value"].([]any)
+	}
+	var want any
+	if err := json.Unmarshal([]byte(scope), &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"portal", "api"} {
+		got := instances(id)[0].(map[string]any)["scope"]
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: instance scope: got %v, want the definition's %v", id, got, want)
+		}
+	}
+	many := instances("many")
+	if got, ok := many[0].(map[string]any)["scope"]; ok {
+		t.Errorf("review of many groups: instance seeded without a scope got %v, want none", got)
+	}
+	var wantPerGroup any
+	if err := json.Unmarshal([]byte(perGroup), &wantPerGroup); err != nil {
+		t.Fatal(err)
+	}
+	if got := many[1].(map[string]any)["scope"]; !reflect.DeepEqual(got, wantPerGroup) {
+		t.Errorf("review of many groups: seeded instance scope got %v, want it verbatim %v", got, wantPerGroup)
+	}
+}
+
+// The list-definitions doc pages with $top and $skip ("GET .../definitions?$top=100&$skip=0").
+func TestAccessReviewDefinitionsPageWithSkip(t *testing.T) {
+	s := start(t, Options{PageSize: 2}, reviewScenario(t))
+	ids := func(page map[string]any) []string {
+		var out []string
+		for _, v := range page["value"].([]any) {
+			out = append(out, v.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	all := ids(call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions?$top=100&$skip=0", s.Token(), nil, nil).json(t))
+	if len(all) != 2 {
+		t.Fatalf("first page with $skip=0: got %v, want 2 definitions", all)
+	}
+	skipped := call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions?$top=1&$skip=1", s.Token(), nil, nil).json(t)
+	if got := ids(skipped); len(got) != 1 || got[0] != all[1] {
+		t.Errorf("$top=1&$skip=1: got %v, want [%s]", got, all[1])
+	}
+	next, _ := skipped["@odata.nextLink"].(string)
+	if !strings.Contains(next, "%24skip=1") && !strings.Contains(next, "$skip=1") {
+		t.Fatalf("nextLink %q does not keep $skip", next)
+	}
+	last := ids(call(t, "GET", next, s.Token(), nil, nil).json(t))
+	if len(last) != 1 || last[0] == all[0] || last[0] == all[1] {
+		t.Errorf("the page after $skip=1: got %v, want the third definition only", last)
+	}
+	if r := call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions?$skip=-1", s.Token(), nil, nil); r.status != 400 {
+		t.Errorf("$skip=-1: got %d, want 400", r.status)
+	}
+	if got := ids(call(t, "GET", s.GraphURL()+"/identityGovernance/accessReviews/definitions?$skip=10", s.Token(), nil, nil).json(t)); len(got) != 0 {
+		t.Errorf("$skip past the end: got %v, want an empty page", got)
 	}
 }
