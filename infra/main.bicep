@@ -37,15 +37,10 @@
 //   setting needs (see "Event Hubs" below); the namespace's default RootManageSharedAccessKey rule
 //   exists too, as on every namespace, and nothing uses it.
 //
-// Microsoft Graph application permissions to grant the identity (scripts/grant-graph-permissions.sh;
-// the graphPermissions output lists them for this deployment):
-//   Policy.Read.All                     always: Conditional Access policies, authentication strengths
-//   GroupMember.Read.All                always: transitive members of the break-glass groups
-//   AccessReview.Read.All               always: access reviews that vouch for excluded accounts
-//                                       (EXCLUSION_REVIEW)
-//   Policy.ReadWrite.ConditionalAccess  REMEDIATION_MODE=remediate only (--remediate)
-//   User.Read.All, AuditLog.Read.All    optional (--details): names and sign-in activity of excluded
-//                                       accounts; caguard reports without them
+// Microsoft Graph application permissions to grant the identity: infra/graph-permissions.json holds
+// them, one set per mode (alert always; remediate; reviews; users and signIns for --details), and is
+// the single source of truth. scripts/grant-graph-permissions.sh grants them, the graphPermissions
+// output below lists what this deployment needs, and tests keep the script and README.md equal to it.
 
 targetScope = 'resourceGroup'
 
@@ -94,16 +89,16 @@ param hostingPlan string = 'flex'
 param flexInstanceMemoryMB int = 512
 
 // Flex scales each non-HTTP function, and the HTTP functions together, on instances of their own, and
-// this maximum applies to each such group: with 1, AuditLogEvents, NightlySweep and Evaluate run on at
-// most one instance each. They can still overlap, which is why caguard serialises writes with a blob
-// lease rather than an in-process lock. Microsoft's event-driven scaling docs give 1 as the lowest
-// maximum; the Flex stacks data shipped with Az.Functions still says lowestMaximumInstanceCount 40. If
-// a region refuses 1, use 40: the lease keeps writes single either way, and idle instances cost
-// nothing on Flex.
-@description('flex only: most instances per function group (1 to 1000).')
+// this maximum applies to each such group. 40 is the lowest value every Flex region accepts: the Flex
+// stacks data (lowestMaximumInstanceCount 40), the Flex docs ("the lowest maximum scale is currently
+// 40") and Microsoft's Flex Bicep sample (@minValue(40)) all set that floor, and values below it work
+// only in a few regions, in preview. A lower cap buys caguard nothing: its runs can overlap on any
+// count of instances, so writes are serialised by a blob lease, not by the process, and idle
+// instances cost nothing on Flex. Go lower only where your region accepts it.
+@description('flex only: most instances per function group, 40 by default (the floor every Flex region accepts); lower only where the region allows it.')
 @minValue(1)
 @maxValue(1000)
-param flexMaximumInstanceCount int = 1
+param flexMaximumInstanceCount int = 40
 
 @description('ep1 only: Elastic Premium plan size.')
 @allowed([
@@ -199,15 +194,26 @@ param alertWebhookFormat string = 'auto'
 @description('AUDIT_EVENTHUB_NAME: event hub that the Entra diagnostic setting writes AuditLogs to.')
 param auditEventHubName string = 'insights-logs-auditlogs'
 
-@description('AUDIT_EVENTHUB_CONSUMER_GROUP: consumer group of the AuditLogEvents trigger.')
+@description('AUDIT_EVENTHUB_CONSUMER_GROUP on the Standard tier: consumer group of the AuditLogEvents trigger. On Basic the trigger reads $Default and no group is created.')
 param auditConsumerGroupName string = 'caguard'
 
-@description('Partitions of the audit event hub (fixed once created on the Standard tier).')
+// Basic is about half the price of Standard and is enough for a hub that only caguard reads: it allows
+// exactly one consumer group ($Default) and one day of retention. Choose Standard when something else
+// (a SIEM) reads the same hub and needs a consumer group of its own, or for more than a day of
+// retention. The tier of an existing namespace can be raised from Basic to Standard in place.
+@description('Tier of the audit Event Hubs namespace: Basic (default; $Default consumer group only, 1 day retention) or Standard.')
+@allowed([
+  'Basic'
+  'Standard'
+])
+param eventHubSku string = 'Basic'
+
+@description('Partitions of the audit event hub (fixed once created).')
 @minValue(1)
 @maxValue(32)
 param auditPartitionCount int = 2
 
-@description('Days the audit event hub keeps events (1 to 7 on the Standard tier).')
+@description('Days the audit event hub keeps events: 1 to 7 on Standard; Basic keeps 1 whatever is set.')
 @minValue(1)
 @maxValue(7)
 param auditRetentionDays int = 3
@@ -245,6 +251,12 @@ var identityName = '${namePrefix}-id-${suffix}'
 var workspaceName = '${namePrefix}-log-${suffix}'
 var appInsightsName = '${namePrefix}-appi-${suffix}'
 var isFlex = hostingPlan == 'flex'
+var isBasicHub = eventHubSku == 'Basic'
+// The consumer group the AuditLogEvents trigger reads: $Default on Basic, caguard's own on Standard.
+var auditTriggerConsumerGroup = isBasicHub ? '$Default' : auditConsumerGroupName
+// Microsoft Graph permission sets, the single source of truth shared with
+// scripts/grant-graph-permissions.sh and README.md (see that file).
+var graphPermissionSets = loadJsonContent('graph-permissions.json').sets
 // The plan's name says its kind: an Elastic Premium plan cannot become a Flex plan in place.
 var planName = isFlex ? '${namePrefix}-flex-${suffix}' : '${namePrefix}-plan-${suffix}'
 // At most 32 characters (10 + 6 + 13 = 29), so the Functions host id derived from it stays unique.
@@ -295,6 +307,16 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
+    // Network: as narrow as Flex allows without a virtual network. The account must stay reachable
+    // from the public endpoint: the Flex platform downloads the app package from app-package, and the
+    // Functions host reaches AzureWebJobsStorage, from Microsoft's shared outbound addresses, which no
+    // IP rule can name. defaultAction Deny with bypass AzureServices does not let them in (Azure
+    // Functions issue 2486, May 2024; the Flex samples' issue 41, October 2024: publishing fails with
+    // 403 until the app is VNet-integrated and its subnet allowed). What guards the account instead:
+    // no shared keys (allowSharedKeyAccess false), Entra ID only, RBAC on the one identity, no public
+    // blob access, TLS 1.2. Going narrower needs VNet integration plus a service endpoint or private
+    // endpoints, which this template does not create. make lint-infra excludes KICS's two findings on
+    // this block for that reason.
     publicNetworkAccess: 'Enabled'
     networkAcls: {
       defaultAction: 'Allow'
@@ -424,8 +446,8 @@ resource auditNamespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
   location: location
   tags: tags
   sku: {
-    name: 'Standard'
-    tier: 'Standard'
+    name: eventHubSku
+    tier: eventHubSku
     capacity: 1
   }
   properties: {
@@ -441,11 +463,13 @@ resource auditHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
   name: auditEventHubName
   properties: {
     partitionCount: auditPartitionCount
-    messageRetentionInDays: auditRetentionDays
+    // Basic allows one day at most.
+    messageRetentionInDays: isBasicHub ? 1 : auditRetentionDays
   }
 }
 
-resource auditConsumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
+// Standard only: Basic allows no consumer group besides $Default, which every hub has.
+resource auditConsumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = if (!isBasicHub) {
   parent: auditHub
   name: auditConsumerGroupName
   properties: {
@@ -602,7 +626,7 @@ var commonAppSettings = [
   }
   {
     name: 'AUDIT_EVENTHUB_CONSUMER_GROUP'
-    value: auditConsumerGroup.name
+    value: auditTriggerConsumerGroup
   }
   {
     name: 'AuditEventHub__fullyQualifiedNamespace'
@@ -794,6 +818,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     // The host starts with its storage, Event Hubs and telemetry access already in place.
     hostBlobOwner
     hostTableContributor
+    auditConsumerGroup // Standard only; the trigger's group exists before the host starts
     auditReceiver
     appInsightsPublisher
     alertSender
@@ -864,18 +889,15 @@ output packageContainerName string = packageContainer.name
 @description('ep1: blob name of the app package (the app runs from this blob). flex: the platform names its own blob.')
 output packageBlobName string = packageBlobName
 
-@description('Microsoft Graph application permissions to grant the identity (scripts/grant-graph-permissions.sh): required always, remediate for REMEDIATION_MODE=remediate, optional to enrich exclusion reports (--details).')
+@description('Microsoft Graph application permissions to grant the identity (scripts/grant-graph-permissions.sh), from infra/graph-permissions.json: required always; remediate for REMEDIATION_MODE=remediate (--remediate); reviews unless EXCLUSION_REVIEW is off; optional to enrich exclusion reports (--details); grant, everything this deployment needs.')
 output graphPermissions object = {
-  required: [
-    'Policy.Read.All'
-    'GroupMember.Read.All'
-    'AccessReview.Read.All'
-  ]
-  remediate: remediationMode == 'remediate' ? [
-    'Policy.ReadWrite.ConditionalAccess'
-  ] : []
-  optional: [
-    'User.Read.All'
-    'AuditLog.Read.All'
-  ]
+  required: graphPermissionSets.alert.permissions
+  remediate: remediationMode == 'remediate' ? graphPermissionSets.remediate.permissions : []
+  reviews: exclusionReview != 'off' ? graphPermissionSets.reviews.permissions : []
+  optional: union(graphPermissionSets.users.permissions, graphPermissionSets.signIns.permissions)
+  grant: union(
+    graphPermissionSets.alert.permissions,
+    remediationMode == 'remediate' ? graphPermissionSets.remediate.permissions : [],
+    exclusionReview != 'off' ? graphPermissionSets.reviews.permissions : []
+  )
 }

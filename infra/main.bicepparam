@@ -11,15 +11,16 @@ param namePrefix = 'caguard'
 // See README.md, "Cost". To switch an existing deployment, delete its Function App first.
 param hostingPlan = 'flex'
 param flexInstanceMemoryMB = 512
-param flexMaximumInstanceCount = 1
+// 40 is the lowest maximum every Flex region accepts; the writer lease keeps writes single at any count.
+param flexMaximumInstanceCount = 40
 
 // Approved break-glass accounts: the only exclusions a compliant policy may have. Replace these
 // placeholders with the object ids of your emergency-access users and (optionally) groups.
 param breakGlassUserIds = '00000000-0000-0000-0000-000000000001,00000000-0000-0000-0000-000000000002'
 param breakGlassGroupIds = ''
 
-// Start with alert; switch to remediate after granting Policy.ReadWrite.ConditionalAccess
-// (scripts/grant-graph-permissions.sh --remediate).
+// Start with alert; switch to remediate after granting the remediate set of
+// infra/graph-permissions.json (scripts/grant-graph-permissions.sh --remediate).
 param remediationMode = 'alert'
 param managedPolicyName = 'caguard: require MFA for Azure management'
 param sweepSchedule = '0 30 2 * * *'
@@ -29,6 +30,9 @@ param sweepSchedule = '0 30 2 * * *'
 param exclusionReview = 'report'
 param exclusionReviewGraceDays = 14
 
+// Basic (default) is enough for a hub only caguard reads: $Default consumer group, 1 day retention.
+// Standard when another reader needs its own consumer group; auditRetentionDays applies there.
+param eventHubSku = 'Basic'
 param auditPartitionCount = 2
 param auditRetentionDays = 3
 

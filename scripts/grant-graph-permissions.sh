@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Grant caguard's managed identity the Microsoft Graph application permissions it needs:
-#   Policy.Read.All                      read Conditional Access policies (always)
-#   GroupMember.Read.All                 read break-glass group membership (always)
-#   AccessReview.Read.All                read the access reviews that vouch for excluded accounts
-#                                        (always; EXCLUSION_REVIEW)
-#   Policy.ReadWrite.ConditionalAccess   restore the managed policy (only with --remediate)
-#   User.Read.All, AuditLog.Read.All     names and sign-in activity of excluded accounts (only with
-#                                        --details; caguard reports without them)
-#   User.Read.All                        also with --remediate: drop deleted break-glass users before a write
+# Grant caguard's managed identity the Microsoft Graph application permissions it needs. The sets
+# below are those of infra/graph-permissions.json, the single source of truth (a test keeps them
+# equal):
+#   alert      always        Policy.Read.All, GroupMember.Read.All
+#   reviews    by default    AccessReview.Read.All (leave it out with --no-reviews, for EXCLUSION_REVIEW=off)
+#   remediate  --remediate   Policy.ReadWrite.ConditionalAccess, Application.Read.All, User.Read.All
+#   users      --details     User.Read.All
+#   signIns    --details     User.Read.All, AuditLog.Read.All
 #
 # Idempotent: roles the service principal already holds are skipped. Nothing is ever removed; a
 # write permission that is present without --remediate is reported, with the command to remove it.
@@ -25,28 +24,34 @@ fi
 set -euo pipefail
 
 GRAPH_APP_ID="00000003-0000-0000-c000-000000000000" # Microsoft Graph
-READ_ROLES=("Policy.Read.All" "GroupMember.Read.All" "AccessReview.Read.All")
-WRITE_ROLE="Policy.ReadWrite.ConditionalAccess"
+# Permission sets of infra/graph-permissions.json (handler/config/permissions_infra_test.go compares them).
+SET_ALERT=("Policy.Read.All" "GroupMember.Read.All")
+SET_REVIEWS=("AccessReview.Read.All")
+SET_REMEDIATE=("Policy.ReadWrite.ConditionalAccess" "Application.Read.All" "User.Read.All")
+SET_USERS=("User.Read.All")
 # Reading sign-in activity (signInActivity) takes both, and an Entra ID P1 or P2 licence.
-DETAIL_ROLES=("User.Read.All" "AuditLog.Read.All")
+SET_SIGNINS=("User.Read.All" "AuditLog.Read.All")
+WRITE_ROLE="Policy.ReadWrite.ConditionalAccess"
 
 usage() {
   cat <<EOF
-Usage: $(basename "$0") [--remediate] [--details] [--dry-run] <principal-id>
+Usage: $(basename "$0") [--remediate] [--details] [--no-reviews] [--dry-run] <principal-id>
 
 Grants the Microsoft Graph application permissions caguard needs to the service principal of its
 managed identity.
 
   <principal-id>   object id of the managed identity's service principal: the
                    identityPrincipalId output of infra/main.bicep.
-  --remediate      also grant ${WRITE_ROLE}, which REMEDIATION_MODE=remediate needs.
-  --details        also grant ${DETAIL_ROLES[*]}: the exclusion report then names
+  --remediate      also grant ${SET_REMEDIATE[*]},
+                   which REMEDIATION_MODE=remediate needs.
+  --details        also grant ${SET_USERS[*]} ${SET_SIGNINS[*]:1}: the exclusion report then names
                    excluded accounts and shows their last sign-in. Read-only, but tenant-wide
                    (every user's profile, the sign-in logs), so it is opt-in.
+  --no-reviews     leave out ${SET_REVIEWS[*]} (EXCLUSION_REVIEW=off).
   --dry-run        show what would be granted, change nothing.
   -h, --help       show this help.
 
-Always granted: ${READ_ROLES[*]}.
+Always granted: ${SET_ALERT[*]}; by default also ${SET_REVIEWS[*]}.
 Requires the Azure CLI, signed in (az login) as a Privileged Role Administrator or Global
 Administrator of the tenant that caguard watches.
 EOF
@@ -60,12 +65,14 @@ die() {
 
 remediate=false
 details=false
+reviews=true
 dry_run=false
 principal_id=""
 while (($# > 0)); do
   case "$1" in
     --remediate) remediate=true ;;
     --details) details=true ;;
+    --no-reviews) reviews=false ;;
     --dry-run) dry_run=true ;;
     -h | --help)
       usage
@@ -147,15 +154,17 @@ done
 
 is_assigned() { grep -qixF -- "$1" <<<"$assigned"; }
 
-wanted=("${READ_ROLES[@]}")
-if [[ "$remediate" == true ]]; then
-  wanted+=("$WRITE_ROLE" "User.Read.All")
-fi
-if [[ "$details" == true ]]; then
-  for role in "${DETAIL_ROLES[@]}"; do
+wanted=()
+want() {
+  local role
+  for role in "$@"; do
     [[ " ${wanted[*]} " == *" $role "* ]] || wanted+=("$role")
   done
-fi
+}
+want "${SET_ALERT[@]}"
+[[ "$reviews" != true ]] || want "${SET_REVIEWS[@]}"
+[[ "$remediate" != true ]] || want "${SET_REMEDIATE[@]}"
+[[ "$details" != true ]] || want "${SET_USERS[@]}" "${SET_SIGNINS[@]}"
 
 granted=0
 for role in "${wanted[@]}"; do
