@@ -6,14 +6,25 @@ MODE      ?= remediate
 BENCHTIME ?= 1s
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: all build test lint lint-infra bench bench-e2e run fuzz clean
+.PHONY: all help build test lint lint-infra bench bench-e2e run fuzz clean
 
 all: lint test build
 
-## build: stage a deployable app in dist/ (host.json, one folder per function, the handler for linux/amd64)
+## help: list the targets and what each does
+help:
+	@awk '/^## [a-z0-9-]+:/ { sub(/^## /, ""); name = $$0; sub(/:.*/, "", name); text = $$0; sub(/^[a-z0-9-]+: */, "", text); printf "  %-12s %s\n", name, text; next } \
+		/^## / { sub(/^## /, ""); printf "  %-12s %s\n", "", $$0 }' $(MAKEFILE_LIST)
+
+# What `make build` stages in dist/. Only these are replaced: dist/local.settings.json and the demo's
+# output in dist/demo/ survive a build.
+STAGED := dist/handler dist/host.json $(addprefix dist/,$(FUNCTIONS))
+
+## build: stage a deployable app in dist/ (host.json, one folder per function, the handler for linux/amd64);
+## replaces only those, so dist/local.settings.json and dist/demo/ survive
 build:
-	rm -rf dist
+	rm -rf $(STAGED)
 	mkdir -p dist
+	@echo "building dist/handler (the first build compiles msgraph-sdk-go: about 4 minutes on two cores; later builds take seconds)"
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build $(GOFLAGS) -trimpath -ldflags='-s -w' -o dist/handler ./handler
 	cp host.json dist/host.json
 	for f in $(FUNCTIONS); do mkdir -p dist/$$f && cp functions/$$f/function.json dist/$$f/function.json; done
@@ -78,9 +89,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzScanNoise$$' -fuzztime 30s ./handler/auditlog
 	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime 30s ./handler/capolicy
 
-## run: the local demo — the handler against the built-in tenant emulator, driven like the Functions host
+## run: the local demo — the handler against the built-in tenant emulator, driven like the Functions host;
+## writes every alert (Teams card, Slack message) and the report page to dist/demo/
 run: build
-	$(GO) run ./scripts/localrun -handler dist/handler -scenario $(SCENARIO) -mode $(MODE)
+	$(GO) run ./scripts/localrun -handler dist/handler -scenario $(SCENARIO) -mode $(MODE) -out dist/demo
 
+## clean: remove dist/ (local settings and demo output included), bench.out and .ci/node_modules
 clean:
 	rm -rf dist bench.out .ci/node_modules

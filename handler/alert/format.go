@@ -163,18 +163,29 @@ var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[
 func newView(a reconcile.Alert, lim limits) view {
 	c := func(s string) string { return clip(s, lim.value) }
 	v := view{
-		Title: "caguard alert: " + headlineOf(a),
+		// The headline holds a policy name and an actor from the tenant: bounded like the summary.
+		Title: "caguard alert: " + clip(headlineOf(a), 2*lim.value),
 		// The summary and next step are caguard's own sentences around a name or two: they get more room.
 		Summary:   clip(a.Summary, 3*lim.value),
 		NextStep:  clip(a.NextStep, 3*lim.value),
 		PolicyURL: entraPoliciesURL,
 		LinkTitle: "Open Conditional Access policies in Entra",
 	}
-	switch a.Verdict {
-	case capolicy.VerdictPendingEnforcement:
+	// The colour follows what happened, as the headline does: a restore that held is no longer red,
+	// and a compliant tenant whose review is overdue is amber, not green.
+	switch a.Kind() {
+	case reconcile.AlertPending, reconcile.AlertReviewOverdue:
 		v.Tone = toneWarning
-	case capolicy.VerdictCompliant:
+	case reconcile.AlertRestored:
+		v.Tone = toneWarning
+		if act, ok := restoreOf(a); ok && act.State == capolicy.StateEnabled.String() {
+			v.Tone = toneGood
+		}
+	case reconcile.AlertCompliant:
 		v.Tone = toneGood
+	}
+	if a.Failure != "" {
+		v.Tone = toneAttention
 	}
 
 	if a.Failure != "" {
@@ -246,6 +257,16 @@ func newView(a reconcile.Alert, lim limits) view {
 	}
 	v.Footer = c(fmt.Sprintf("Alert %s · %s · trigger %s", a.ID, a.Time.UTC().Format("2006-01-02T15:04:05Z"), a.Trigger))
 	return v
+}
+
+// restoreOf is the write of this run, if any.
+func restoreOf(a reconcile.Alert) (reconcile.Action, bool) {
+	for _, act := range a.Actions {
+		if act.Written {
+			return act, true
+		}
+	}
+	return reconcile.Action{}, false
 }
 
 func changeSentence(c reconcile.Change) string {

@@ -15,6 +15,8 @@ const (
 	maxTextChanges = 10
 	maxTextFields  = 5
 	maxTextValue   = 200 // runes of one name, summary or reason
+	// The headline holds caguard's sentence around a policy name and an actor: it gets more room.
+	maxTextHeadline = 2 * maxTextValue
 )
 
 // messageText renders an alert as a short message for a chat webhook. It keeps to the markdown subset
@@ -23,7 +25,7 @@ const (
 // value goes through clean: a policy called "<!channel>" must not page a whole Slack workspace.
 func messageText(a reconcile.Alert) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "caguard alert: %s (tenant %s)", headlineOf(a), clean(a.TenantID))
+	fmt.Fprintf(&b, "caguard alert: %s (tenant %s)", cleanN(headlineOf(a), maxTextHeadline), clean(a.TenantID))
 	switch {
 	case a.Failure != "":
 		// The summary wraps these words, and a cut summary would cut them.
@@ -71,12 +73,17 @@ func messageText(a reconcile.Alert) string {
 	return b.String()
 }
 
-// headlineOf is an alert's title: its verdict, or that the run failed and nothing was checked.
+// headlineOf is an alert's title: in one line, what happened and what the reader should do
+// (reconcile.Alert.Heading, the one place those words are written), or that the run failed and nothing
+// was checked. It holds names from the tenant: each renderer escapes it for its markup.
 func headlineOf(a reconcile.Alert) string {
 	if a.Failure != "" {
 		return "a run failed, so MFA for the Windows Azure Service Management API was not checked"
 	}
-	return headline(a.Verdict)
+	if a.Verdict == "" {
+		return headline(a.Verdict)
+	}
+	return a.Heading().String()
 }
 
 func headline(v capolicy.Verdict) string {
@@ -139,10 +146,13 @@ func quoteName(s string) string { return "\"" + clean(s) + "\"" }
 // clean makes one value safe to embed in the message: one line, bounded, with the three characters
 // Slack treats as markup (links, mentions) escaped as its documentation asks, and @here, @channel and
 // @everyone neutralised; Teams shows the entities as the characters.
-func clean(s string) string {
+func clean(s string) string { return cleanN(s, maxTextValue) }
+
+// cleanN is clean with a bound of n runes.
+func cleanN(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxTextValue {
-		s = string(r[:maxTextValue-1]) + "…"
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n-1]) + "…"
 	}
 	return neutraliseMentions(slackEscaper.Replace(s))
 }

@@ -46,7 +46,7 @@ type (
 func slackMessage(a reconcile.Alert) ([]byte, error) {
 	v := newView(a, defaultLimits)
 	var blocks []any
-	blocks = append(blocks, slackBlock{Type: "header", Text: &slackText{Type: "plain_text", Text: runes(oneLine(v.Title), slackMaxHeader)}})
+	blocks = append(blocks, slackBlock{Type: "header", Text: &slackText{Type: "plain_text", Text: runes(plainSafe(v.Title), slackMaxHeader)}})
 	if v.Summary != "" {
 		blocks = append(blocks, section(mrkdwn(v.Summary)))
 	}
@@ -133,6 +133,13 @@ var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // neutraliseMentions puts a word joiner (U+2060, invisible) after the @ of @here, @channel and
 // @everyone, in any case.
+// plainSafe is a plain_text value that holds names from the tenant (the headline names who changed
+// what): Slack does not parse plain_text, but a copy of it pasted into mrkdwn would, so angle brackets
+// become look-alikes and mentions are broken.
+func plainSafe(s string) string {
+	return neutraliseMentions(strings.NewReplacer("<", "‹", ">", "›").Replace(oneLine(s)))
+}
+
 func neutraliseMentions(s string) string {
 	if !strings.Contains(s, "@") {
 		return s

@@ -445,7 +445,7 @@ func TestWebhookText(t *testing.T) {
 	t.Run("tells who changed what, why it fails and what to do", func(t *testing.T) {
 		text := messageText(sampleAlert())
 		for _, want := range []string{
-			"caguard alert: MFA is NOT required for the Windows Azure Service Management API (tenant 11111111-2222-3333-4444-555555555555)",
+			"caguard alert: MFA is NOT required for the Windows Azure Service Management API: mallory@contoso.example weakened \"Require MFA for Azure management\", and caguard wrote nothing. Fix the policy, or let caguard restore it (REMEDIATION_MODE=remediate). (tenant 11111111-2222-3333-4444-555555555555)",
 			"mallory@contoso.example: Update conditional access policy on \"Require MFA for Azure management\"",
 			"changed state, conditions.users.includeUsers",
 			"- The policy is disabled. (state-not-enabled)",
@@ -477,7 +477,8 @@ func TestWebhookText(t *testing.T) {
 			a.Changes = append(a.Changes, a.Changes[0])
 		}
 		text := messageText(a)
-		if got := strings.Count(text, "mallory@contoso.example"); got != maxTextChanges {
+		// One more for the headline, which names who made the first change.
+		if got := strings.Count(text, "mallory@contoso.example"); got != maxTextChanges+1 {
 			t.Errorf("changes shown: got %d, want %d", got, maxTextChanges)
 		}
 		if want := "- and " + strconv.Itoa(15-maxTextChanges) + " more"; !strings.Contains(text, want) {

@@ -28,9 +28,15 @@ const (
 	DefaultManagedPolicyName = "caguard: require MFA for Azure management"
 	DefaultTargetAppID       = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
 	DefaultInvocationTimeout = 9 * time.Minute
-	DefaultGraphRetryBudget  = 60 * time.Second
-	DefaultExclusionReview   = "report"
-	DefaultReviewGraceDays   = 14
+	// MaxInvocationTimeout is host.json's functionTimeout (00:10:00). INVOCATION_TIMEOUT must stay
+	// below it: when the host's timeout fires first, it kills and restarts the handler process, and
+	// every invocation in flight with it.
+	// Flex Consumption would allow 30 minutes by default and more when configured, but the host
+	// enforces the value host.json ships; a test holds the two equal.
+	MaxInvocationTimeout    = 10 * time.Minute
+	DefaultGraphRetryBudget = 60 * time.Second
+	DefaultExclusionReview  = "report"
+	DefaultReviewGraceDays  = 14
 )
 
 // Config is every setting the handler reads. Secrets (ClientSecret, the storage account key) are never
@@ -131,6 +137,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.InvocationTimeout <= 0 {
 		l.fail("INVOCATION_TIMEOUT", "must be positive")
+	} else if c.InvocationTimeout >= MaxInvocationTimeout {
+		l.fail("INVOCATION_TIMEOUT", fmt.Sprintf("must be under %s, host.json's functionTimeout: when the host's timeout fires first it restarts the handler and every invocation in flight; got %s (raise functionTimeout in host.json first to go higher)",
+			fmtDuration(MaxInvocationTimeout), fmtDuration(c.InvocationTimeout)))
 	}
 	if c.GraphRetryBudget < 0 {
 		l.fail("GRAPH_RETRY_BUDGET", "must not be negative")
@@ -267,6 +276,18 @@ func (l *loader) integer(name string, def, lo, hi int) int {
 		return def
 	}
 	return n
+}
+
+// fmtDuration writes a duration without Go's zero units: 10m, not 10m0s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (l *loader) duration(name string, def time.Duration) time.Duration {

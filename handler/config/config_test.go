@@ -1,6 +1,9 @@
 package config
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +120,8 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		{"alert hub without namespace", map[string]string{"ALERT_EVENTHUB_NAME": "alerts"}, nil, "ALERT_EVENTHUB_NAME"},
 		{"timeout not a duration", map[string]string{"INVOCATION_TIMEOUT": "ten minutes"}, nil, "INVOCATION_TIMEOUT"},
 		{"negative timeout", map[string]string{"INVOCATION_TIMEOUT": "-1s"}, nil, "INVOCATION_TIMEOUT"},
+		{"timeout past the host's functionTimeout", map[string]string{"INVOCATION_TIMEOUT": "2h"}, nil, "INVOCATION_TIMEOUT"},
+		{"timeout equal to the host's functionTimeout", map[string]string{"INVOCATION_TIMEOUT": "10m"}, nil, "INVOCATION_TIMEOUT"},
 		{"custom controls not a bool", map[string]string{"CUSTOM_CONTROLS_COUNT_AS_MFA": "maybe"}, nil, "CUSTOM_CONTROLS_COUNT_AS_MFA"},
 		{"service principal not a GUID", map[string]string{"CAGUARD_SERVICE_PRINCIPAL_ID": "caguard"}, nil, "CAGUARD_SERVICE_PRINCIPAL_ID"},
 		{"log level unknown", map[string]string{"LOG_LEVEL": "verbose"}, nil, "LOG_LEVEL"},
@@ -164,6 +169,45 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	for _, s := range []string{"FUNCTIONS_CUSTOMHANDLER_PORT", "AZURE_TENANT_ID", "REMEDIATION_MODE"} {
 		if err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("error %v does not name %s", err, s)
+		}
+	}
+}
+
+// The bound on INVOCATION_TIMEOUT is the functionTimeout that host.json ships: a change to one
+// without the other would let the host kill the handler before caguard's own deadline.
+func TestMaxInvocationTimeoutIsHostJSONFunctionTimeout(t *testing.T) {
+	var host struct {
+		FunctionTimeout string `json:"functionTimeout"`
+	}
+	b, err := os.ReadFile("../../host.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &host); err != nil {
+		t.Fatalf("host.json: %v", err)
+	}
+	var h, m, s int
+	if _, err := fmt.Sscanf(host.FunctionTimeout, "%d:%d:%d", &h, &m, &s); err != nil {
+		t.Fatalf("host.json functionTimeout %q is not hh:mm:ss: %v", host.FunctionTimeout, err)
+	}
+	got := time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second
+	if got != MaxInvocationTimeout {
+		t.Errorf("host.json functionTimeout is %s, MaxInvocationTimeout %s: keep them equal", got, MaxInvocationTimeout)
+	}
+	if DefaultInvocationTimeout >= MaxInvocationTimeout {
+		t.Errorf("default INVOCATION_TIMEOUT %s is not under the bound %s", DefaultInvocationTimeout, MaxInvocationTimeout)
+	}
+}
+
+func TestInvocationTimeoutErrorSaysTheBound(t *testing.T) {
+	env := map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "8080", "AZURE_TENANT_ID": "00000000-0000-0000-0000-0000000000aa", "INVOCATION_TIMEOUT": "2h"}
+	_, err := Load(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("INVOCATION_TIMEOUT=2h accepted")
+	}
+	for _, want := range []string{"INVOCATION_TIMEOUT", "under 10m", "functionTimeout", "got 2h"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
 }

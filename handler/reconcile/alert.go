@@ -254,3 +254,225 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// The words a person reads first. Every outcome's headline, and the advice for each exclusion, are
+// written here and nowhere else, so that the alert formats, the log and the report say the same thing.
+
+// AlertKind is the outcome an alert reports.
+type AlertKind string
+
+// Alert kinds, in the order a reader cares about them.
+const (
+	// AlertRestoreFailed: caguard wrote its policy but the policy, read back, still fails.
+	AlertRestoreFailed AlertKind = "restore-did-not-hold"
+	// AlertNotCompliant: MFA is not required and caguard wrote nothing (alert mode, or a write it
+	// would not make).
+	AlertNotCompliant AlertKind = "alert-only"
+	// AlertRestored: caguard restored its policy and the policy, read back, meets the control.
+	AlertRestored AlertKind = "restored"
+	// AlertPending: a policy meets the control in report-only mode only.
+	AlertPending AlertKind = "pending-enforcement"
+	// AlertReviewOverdue: MFA is required, but an exclusion lacks a current access review (or, with
+	// EXCLUSION_REVIEW=require, fails on that alone).
+	AlertReviewOverdue AlertKind = "review-overdue"
+	// AlertCompliant: nothing to report but the state.
+	AlertCompliant AlertKind = "compliant"
+)
+
+// Heading is an alert's first line, in two parts: what happened, and what the reader should do.
+type Heading struct {
+	Kind AlertKind
+	What string
+	Do   string
+}
+
+// String is the heading as one line.
+func (h Heading) String() string { return h.What + " " + h.Do }
+
+// restore returns the write caguard made in this run, if any.
+func (a Alert) restore() (Action, bool) {
+	for _, act := range a.Actions {
+		if act.Written {
+			return act, true
+		}
+	}
+	return Action{}, false
+}
+
+// Kind classifies the alert.
+func (a Alert) Kind() AlertKind {
+	if act, ok := a.restore(); ok {
+		if act.Performed {
+			return AlertRestored
+		}
+		return AlertRestoreFailed
+	}
+	switch a.Verdict {
+	case capolicy.VerdictNonCompliant:
+		if a.Closest != nil && len(a.Closest.Reasons) > 0 && onlyReviewReasons(a.Closest.Reasons) {
+			return AlertReviewOverdue
+		}
+		return AlertNotCompliant
+	case capolicy.VerdictPendingEnforcement:
+		return AlertPending
+	case capolicy.VerdictCompliant:
+		if len(reviewFindings(a.Exclusions)) > 0 {
+			return AlertReviewOverdue
+		}
+		return AlertCompliant
+	}
+	return AlertNotCompliant
+}
+
+func onlyReviewReasons(rs []capolicy.Reason) bool {
+	for _, r := range rs {
+		switch r.Code {
+		case capolicy.CodeExclusionReviewOverdue, capolicy.CodeExclusionNotReviewed,
+			capolicy.CodeExcludedUserNotReviewable, capolicy.CodeExclusionReviewUnknown:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Heading says in one line what happened and what to do. Names come from the tenant: a renderer
+// escapes them for its markup.
+func (a Alert) Heading() Heading {
+	k := a.Kind()
+	h := Heading{Kind: k}
+	switch k {
+	case AlertRestored:
+		act, _ := a.restore()
+		name := a.policyName(act.PolicyID)
+		switch {
+		case act.Kind == ActionCreate:
+			h.What = fmt.Sprintf("Restored in report-only mode: no policy required MFA for the Windows Azure Service Management API, so caguard created %s in report-only mode.", name)
+			h.Do = "Review it and switch it on."
+		case act.State == capolicy.StateEnabled.String():
+			h.What = fmt.Sprintf("Restored: %s; caguard restored it, enabled, so MFA is required again.", a.weakened(name))
+			h.Do = "Ask who changed it, and why."
+		default:
+			h.What = fmt.Sprintf("Restored in report-only mode: %s; caguard restored it in report-only mode, so MFA is not enforced yet.", a.weakened(name))
+			h.Do = "Review it and switch it on."
+		}
+	case AlertRestoreFailed:
+		act, _ := a.restore()
+		h.What = fmt.Sprintf("Restore did not hold: MFA is NOT required; %s, and caguard's write did not make it meet the control.", a.weakened(a.policyName(act.PolicyID)))
+		h.Do = "Restore the policy by hand if the next run does not."
+	case AlertNotCompliant:
+		if len(a.Changes) > 0 && a.Closest != nil {
+			h.What = fmt.Sprintf("MFA is NOT required for the Windows Azure Service Management API: %s, and caguard wrote nothing.", a.weakened(a.policyName(a.Closest.ID)))
+		} else {
+			h.What = "MFA is NOT required for the Windows Azure Service Management API, and caguard wrote nothing."
+		}
+		h.Do = "Fix the policy, or let caguard restore it (REMEDIATION_MODE=remediate)."
+	case AlertPending:
+		h.What = "MFA for the Windows Azure Service Management API is in report-only mode: it is not enforced."
+		h.Do = "Review the report-only policy and switch it on."
+	case AlertReviewOverdue:
+		n := len(reviewFindings(a.Exclusions))
+		if a.Verdict == capolicy.VerdictCompliant {
+			h.What = fmt.Sprintf("MFA is required for the Windows Azure Service Management API, but %s.", reviewsLacking(n))
+		} else {
+			h.What = fmt.Sprintf("Not compliant: MFA is required for the Windows Azure Service Management API, but %s, and EXCLUSION_REVIEW=require.", reviewsLacking(max(n, 1)))
+		}
+		h.Do = "Complete or create the access review."
+	default:
+		h.What = "MFA is required for the Windows Azure Service Management API."
+		h.Do = "Nothing to do."
+	}
+	return h
+}
+
+func reviewsLacking(n int) string {
+	if n == 1 {
+		return "one exclusion lacks a current access review"
+	}
+	return fmt.Sprintf("%d exclusions lack a current access review", n)
+}
+
+// weakened says who changed the policy, from the audit records that prompted the run.
+func (a Alert) weakened(name string) string {
+	if len(a.Changes) == 0 {
+		return name + " had drifted from its definition"
+	}
+	who := a.Changes[0].Actor
+	if n := len(a.Changes) - 1; n == 1 {
+		who += " and one other change"
+	} else if n > 1 {
+		who += fmt.Sprintf(" and %d other changes", n)
+	}
+	return who + " weakened " + name
+}
+
+// policyName is a policy's display name in quotes, from the alert's own findings, else its id.
+func (a Alert) policyName(id string) string {
+	if a.Closest != nil && strings.EqualFold(a.Closest.ID, id) && a.Closest.DisplayName != "" {
+		return `"` + a.Closest.DisplayName + `"`
+	}
+	for _, c := range a.Changes {
+		if strings.EqualFold(c.TargetID, id) && c.TargetName != "" {
+			return `"` + c.TargetName + `"`
+		}
+	}
+	if id == "" {
+		return "the managed policy"
+	}
+	return "policy " + id
+}
+
+// ExclusionAdvice is what to do about one exclusion, "" when nothing. An account that is not an
+// approved break-glass account must never be told to join a break-glass group: every member of one
+// must itself be approved (R5), so that would fail the control.
+func ExclusionAdvice(it exclusion.Item) string {
+	switch {
+	case !it.Allowlisted && it.Kind == exclusion.KindUser:
+		return "Not an approved break-glass account: remove the exclusion, or, if it really is a break-glass account, add it to BREAK_GLASS_USER_IDS and cover it with a recurring access review."
+	case !it.Allowlisted:
+		return "Not an approved break-glass group: remove the exclusion, or, if it really is a break-glass group, add it to BREAK_GLASS_GROUP_IDS (each member to BREAK_GLASS_USER_IDS) and cover it with a recurring access review."
+	}
+	switch it.Review.Status {
+	case exclusion.ReviewOverdue:
+		return "Complete its overdue access review, and keep the review recurring."
+	case exclusion.ReviewNone:
+		return "Create a recurring access review of this group (README: Creating an access review that satisfies caguard)."
+	case exclusion.ReviewNotReviewable:
+		return "Access reviews cover groups, not single users: to have this approved account reviewed, exclude it through a break-glass group (BREAK_GLASS_GROUP_IDS) that a recurring access review covers."
+	case exclusion.ReviewUnknown:
+		return "caguard could not judge its access review: check it by hand."
+	}
+	return ""
+}
+
+// notReviewable is the review finding of a directly excluded user, with the advice that fits whether
+// the account is approved.
+func notReviewable(it exclusion.Item) exclusion.Review {
+	r := exclusion.NotReviewable()
+	if !it.Allowlisted {
+		r.Detail = "Access reviews cover groups, not single users. " + ExclusionAdvice(it)
+	} else {
+		it.Review = r
+		r.Detail = ExclusionAdvice(it)
+	}
+	return r
+}
+
+// reviewStepText is the next step for exclusions whose access review is not current.
+func reviewStepText(items []exclusion.Item) string {
+	parts := make([]string, 0, len(items))
+	for _, it := range items {
+		name := it.ID
+		if it.DisplayName != "" {
+			name = fmt.Sprintf("%q (%s)", it.DisplayName, it.ID)
+		}
+		part := fmt.Sprintf("%s %s (review %s)", it.Kind, name, it.Review.Status)
+		if adv := ExclusionAdvice(it); adv != "" {
+			part += ": " + adv
+		} else {
+			part += "."
+		}
+		parts = append(parts, part)
+	}
+	return "Keep the exclusions reviewed. " + strings.Join(parts, " ")
+}

@@ -94,7 +94,7 @@ func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item, reader
 		for i := range items {
 			items[i].Review = exclusion.Review{Status: exclusion.ReviewUnknown, Detail: "Not checked: caguard was started without a Graph reader for exclusions."}
 			if items[i].Kind == exclusion.KindUser {
-				items[i].Review = exclusion.NotReviewable()
+				items[i].Review = notReviewable(items[i])
 			}
 		}
 		return
@@ -164,7 +164,7 @@ func (r *Reconciler) inspect(ctx context.Context, items []exclusion.Item, reader
 		it := &items[i]
 		switch it.Kind {
 		case exclusion.KindUser:
-			it.Review = exclusion.NotReviewable()
+			it.Review = notReviewable(*it)
 			m, problem := user(it.ID)
 			it.DisplayName, it.AccountEnabled, it.LastSignIn = m.DisplayName, m.AccountEnabled, m.LastSignIn
 			if problem != "" {
@@ -357,16 +357,7 @@ func reviewStep(step string, out Outcome) string {
 	if len(f) == 0 {
 		return step
 	}
-	var names []string
-	for _, it := range f {
-		name := it.ID
-		if it.DisplayName != "" {
-			name = fmt.Sprintf("%q (%s)", it.DisplayName, it.ID)
-		}
-		names = append(names, fmt.Sprintf("%s %s: review %s", it.Kind, name, it.Review.Status))
-	}
-	s := "Keep the exclusions reviewed: complete or create a recurring access review for " + strings.Join(names, "; ") +
-		"; a user excluded directly belongs in a reviewed break-glass group (see the README, Exclusions and access reviews)."
+	s := reviewStepText(f)
 	if step == "" || step == "None." {
 		return s
 	}

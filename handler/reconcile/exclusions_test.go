@@ -404,7 +404,7 @@ func TestRequireModeAlertSaysReviewsAloneFail(t *testing.T) {
 		t.Errorf("action: got %s %q, want none, saying a write cannot fix a review", a.Kind, a.Reason)
 	}
 	step := s.alerts[0].NextStep
-	if strings.Contains(step, "REMEDIATION_MODE") || !strings.Contains(step, "("+bgGroup+"): review overdue") || !strings.Contains(step, "("+bgUser+"): review not-reviewable") {
+	if strings.Contains(step, "REMEDIATION_MODE") || !strings.Contains(step, "("+bgGroup+") (review overdue): Complete its overdue access review") || !strings.Contains(step, "("+bgUser+") (review not-reviewable)") {
 		t.Errorf("next step: got %q, want the overdue group and the directly excluded user, not remediation advice", step)
 	}
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,14 +69,15 @@ func (w *webhook) close() {
 	<-w.done
 }
 
-// showAlerts prints each alert's text, as a chat client shows it, and writes the last alert as the
-// Teams card and the Slack message caguard would post with ALERT_WEBHOOK_FORMAT teams or slack.
+// showAlerts prints each alert's text, as a chat client shows it, and writes every alert as the Teams
+// card and the Slack message caguard would post with ALERT_WEBHOOK_FORMAT teams or slack, named by order
+// and trigger: alert-01-audit-event-teams.json, alert-01-audit-event-slack.json, alert-02-…
 func showAlerts(bodies [][]byte, dir string) error {
 	if len(bodies) == 0 {
 		fmt.Println("no alert was raised")
 		return nil
 	}
-	var last reconcile.Alert
+	var written []string
 	for i, b := range bodies {
 		var body struct {
 			Text  string          `json:"text"`
@@ -86,27 +90,58 @@ func showAlerts(bodies [][]byte, dir string) error {
 			fmt.Println("\n--")
 		}
 		fmt.Println(body.Text)
-		last = body.Alert
+		for _, out := range []struct {
+			format alert.Format
+			suffix string
+		}{{alert.FormatTeams, "teams"}, {alert.FormatSlack, "slack"}} {
+			enc, err := alert.Encode(out.format, body.Alert)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(dir, alertFileName(i+1, body.Alert.Trigger, out.suffix))
+			if err := os.WriteFile(path, enc, 0o644); err != nil {
+				return fmt.Errorf("write %s: %w", path, err)
+			}
+			written = append(written, path)
+		}
 	}
-	for _, out := range []struct {
-		format alert.Format
-		file   string
-		what   string
-	}{
-		{alert.FormatTeams, "alert-teams-card.json", "Teams Workflows card (paste its content into adaptivecards.io/designer)"},
-		{alert.FormatSlack, "alert-slack.json", "Slack Block Kit message"},
-	} {
-		b, err := alert.Encode(out.format, last)
-		if err != nil {
+	fmt.Printf("\n%d alert(s), each as a Teams Workflows card (paste its attachments[0].content into adaptivecards.io/designer) and a Slack Block Kit message:\n", len(bodies))
+	for _, p := range written {
+		fmt.Println("  " + p)
+	}
+	return nil
+}
+
+// alertFileName names the file of the n-th alert in one format. The trigger comes from the handler's
+// JSON; anything but a plain word is replaced, so it cannot name a path elsewhere.
+func alertFileName(n int, trigger reconcile.Trigger, format string) string {
+	t := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(string(trigger)))
+	if t == "" {
+		t = "unknown"
+	}
+	return fmt.Sprintf("alert-%02d-%s-%s.json", n, t, format)
+}
+
+// clearOutputs removes what an earlier demo run wrote to dir (its alert files and report), so that
+// the files there are this run's; dir is created when missing. Nothing else in dir is touched.
+func clearOutputs(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	old, err := filepath.Glob(filepath.Join(dir, "alert-*.json"))
+	if err != nil {
+		return err
+	}
+	for _, f := range append(old, filepath.Join(dir, "report.html")) {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		path := filepath.Join(dir, out.file)
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-		fmt.Printf("\n%s: %s", out.what, path)
 	}
-	fmt.Println()
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,11 +43,17 @@ func run() error {
 	flag.StringVar(&o.handler, "handler", "dist/handler", "the handler binary")
 	flag.StringVar(&o.scenario, "scenario", "scripts/scenarios/drifted.json", "tenant scenario to seed the emulator with")
 	flag.StringVar(&o.mode, "mode", "remediate", "REMEDIATION_MODE: alert or remediate")
-	flag.StringVar(&o.logPath, "log", "dist/localrun-handler.log", "where the handler's own log lines go")
+	flag.StringVar(&o.logPath, "log", "", "where the handler's own log lines go (default: handler.log in -out)")
 	flag.StringVar(&o.breakGlassUsers, "break-glass-users", "11111111-1111-1111-1111-111111111111,22222222-2222-2222-2222-222222222222", "BREAK_GLASS_USER_IDS")
 	flag.StringVar(&o.breakGlassGroups, "break-glass-groups", "bbbbbbbb-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000003", "BREAK_GLASS_GROUP_IDS")
-	flag.StringVar(&o.outDir, "out", "dist", "where the alert card, the Slack message and the HTML report are written")
+	flag.StringVar(&o.outDir, "out", "dist/demo", "where the alerts (Teams card, Slack message) and the HTML report are written")
 	flag.Parse()
+	if err := clearOutputs(o.outDir); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	if o.logPath == "" {
+		o.logPath = filepath.Join(o.outDir, "handler.log")
+	}
 
 	fake, err := graphfake.New(graphfake.Options{})
 	if err != nil {
@@ -108,6 +115,9 @@ func run() error {
 
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	if err := hosttest.WaitReady(base, 30*time.Second, exited); err != nil {
+		if line := handlerError(o.logPath); line != "" {
+			return fmt.Errorf("the handler did not start: %s\n(full log: %s)", line, o.logPath)
+		}
 		return fmt.Errorf("%w (see %s)", err, o.logPath)
 	}
 	fmt.Printf("handler ready on %s (mode %s); its log: %s\n", base, o.mode, o.logPath)
@@ -139,7 +149,7 @@ func run() error {
 		return err
 	}
 
-	step("The alert as a person reads it")
+	step("The alerts as a person reads them")
 	if err := showAlerts(hook.bodies(), o.outDir); err != nil {
 		return err
 	}
@@ -325,4 +335,20 @@ func compact(b []byte, max int) string {
 		s = s[:max] + "…"
 	}
 	return s
+}
+
+// handlerError returns the line of the handler's log that says why it stopped: its own
+// "caguard: error: …" line, else the last line it wrote.
+func handlerError(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "caguard: error:") {
+			return lines[i]
+		}
+	}
+	return strings.TrimSpace(lines[len(lines)-1])
 }
