@@ -45,7 +45,8 @@ func exclusionText(x exclusion.Item) string {
 		s += " — " + clean(x.Review.Detail)
 	}
 	for _, n := range x.Notes {
-		s += "; " + clean(n)
+		// A detail is a sentence: its full stop gives way to the semicolon, never ".;".
+		s = strings.TrimSuffix(s, ".") + "; " + clean(n)
 	}
 	return s
 }

@@ -29,7 +29,7 @@ func TestMessageListsExclusionReviews(t *testing.T) {
 	got := messageText(a)
 	for _, want := range []string{
 		"Exclusions and their access reviews:",
-		`- group "&lt;!channel&gt; break glass" (g1), 3 member(s): review none — No access review covers this group.; member "Old" (u2) is disabled`,
+		`- group "&lt;!channel&gt; break glass" (g1), 3 member(s): review none — No access review covers this group; member "Old" (u2) is disabled`,
 		"- user u9, not an approved break-glass exclusion: review not-reviewable — Access reviews cover groups",
 	} {
 		if !strings.Contains(got, want) {

@@ -319,9 +319,22 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // clip folds s to one line of at most n runes, marking a cut with an ellipsis.
 func clip(s string, n int) string {
-	s = oneLine(strings.ToValidUTF8(s, "?"))
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
+	return cutAtWord(oneLine(strings.ToValidUTF8(s, "?")), n)
+}
+
+// cutAtWord shortens s to at most n runes, marking the cut with an ellipsis. It cuts at a space when
+// one lies in the last quarter of the room, so that a word, and above all a GUID, is never cut in
+// the middle: a reader who sees half an id cannot look it up, and may take it for another.
+func cutAtWord(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
 	}
-	return s
+	cut := n - 1 // room for the ellipsis
+	for i := cut - 1; i > cut-cut/4 && i > 0; i-- { // and for the space before it
+		if r[i] == ' ' {
+			return strings.TrimRight(string(r[:i]), " ,;:") + " …"
+		}
+	}
+	return string(r[:cut]) + "…"
 }

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/caguard/caguard/handler/capolicy"
+	"github.com/caguard/caguard/handler/exclusion"
 	"github.com/caguard/caguard/handler/reconcile"
 )
 
@@ -457,4 +458,39 @@ func walkStrings(v any, fn func(key, s string)) {
 		}
 	}
 	walk("", v)
+}
+
+// A cut falls between words: a GUID is shown whole or not at all, and the result fits the bound.
+func TestCutAtWordKeepsGUIDsWhole(t *testing.T) {
+	const id = "22222222-2222-2222-2222-222222222222"
+	s := strings.Repeat("word ", 30) + id + " and more words after it"
+	for n := 150; n < len(s); n++ {
+		got := cutAtWord(s, n)
+		if utf8.RuneCountInString(got) > n {
+			t.Fatalf("n=%d: %d runes", n, utf8.RuneCountInString(got))
+		}
+		if strings.Contains(got, "2222") && !strings.Contains(got, id) {
+			t.Fatalf("n=%d: the GUID was cut: %q", n, got)
+		}
+		if !strings.HasSuffix(got, "…") {
+			t.Fatalf("n=%d: the cut is not marked: %q", n, got)
+		}
+	}
+	if got := cutAtWord("short", 10); got != "short" {
+		t.Errorf("no cut needed: got %q", got)
+	}
+	if got := cutAtWord(strings.Repeat("S", 50), 10); utf8.RuneCountInString(got) != 10 {
+		t.Errorf("one long word is still bounded: got %q", got)
+	}
+}
+
+// A review detail ends with a full stop; the notes after it never make ".;".
+func TestExclusionTextHasNoDoublePunctuation(t *testing.T) {
+	it := exclusion.Item{Kind: exclusion.KindUser, ID: "22222222-2222-2222-2222-222222222222", Allowlisted: true,
+		Review: exclusion.Review{Status: exclusion.ReviewNotReviewable, Detail: "Access reviews cover groups, not single users."},
+		Notes:  []string{"the account has not signed in since 2026-05-21"}}
+	got := exclusionText(it)
+	if strings.Contains(got, ".;") || !strings.Contains(got, "not single users; the account has not signed in") {
+		t.Errorf("text %q", got)
+	}
 }

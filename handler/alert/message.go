@@ -150,9 +150,6 @@ func clean(s string) string { return cleanN(s, maxTextValue) }
 
 // cleanN is clean with a bound of n runes.
 func cleanN(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n-1]) + "…"
-	}
+	s = cutAtWord(strings.Join(strings.Fields(s), " "), n)
 	return neutraliseMentions(slackEscaper.Replace(s))
 }
