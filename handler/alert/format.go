@@ -330,7 +330,7 @@ func cutAtWord(s string, n int) string {
 	if len(r) <= n {
 		return s
 	}
-	cut := n - 1 // room for the ellipsis
+	cut := n - 1                                    // room for the ellipsis
 	for i := cut - 1; i > cut-cut/4 && i > 0; i-- { // and for the space before it
 		if r[i] == ' ' {
 			return strings.TrimRight(string(r[:i]), " ,;:") + " …"
