@@ -27,6 +27,22 @@ func writeExclusions(b *strings.Builder, items []exclusion.Item) {
 	}
 }
 
+// exclusionLine is the compact form a card shows: `group "Name" (id): review overdue`, with
+// "not approved" for an exclusion that is not a configured break-glass object. Names come first, as
+// a reader looks for them; the id follows whole, for a search in Entra.
+func exclusionLine(x exclusion.Item) string {
+	s := string(x.Kind) + " "
+	if x.DisplayName != "" {
+		s += quoted(x.DisplayName) + " (" + x.ID + ")"
+	} else {
+		s += x.ID
+	}
+	if !x.Allowlisted {
+		s += ", not approved"
+	}
+	return s + ": review " + string(x.Review.Status)
+}
+
 func exclusionText(x exclusion.Item) string {
 	s := clean(string(x.Kind)) + " "
 	if x.DisplayName != "" {

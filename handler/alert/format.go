@@ -113,18 +113,21 @@ func marshal(v any) ([]byte, error) {
 // view is an alert laid out for a person, as plain text: the Teams and Slack renderers escape every
 // string for their markup and add the structure. Lists are already capped, with an "and N more" line.
 type view struct {
-	Title     string
-	Tone      tone
-	Summary   string
-	Facts     []fact
-	Reasons   []string
-	Changes   []changeView
-	Actions   []string
-	Warnings  []string
-	NextStep  string
-	Footer    string
-	PolicyURL string // Entra admin center page of the closest policy; "" when its id is not a GUID
-	LinkTitle string
+	Title    string
+	Tone     tone
+	Summary  string
+	Facts    []fact
+	Reasons  []string
+	Changes  []changeView
+	Actions  []string
+	Warnings []string
+	// Exclusions is one compact line per excluded object: its name before its id, and its review
+	// status (the alert object carries every detail).
+	Exclusions []string
+	NextStep   string
+	Footer     string
+	PolicyURL  string // Entra admin center page of the closest policy; "" when its id is not a GUID
+	LinkTitle  string
 }
 
 type fact struct{ Title, Value string }
@@ -145,11 +148,11 @@ const (
 
 // limits bound the rendered lists and values. The card renderer tightens them until the message fits.
 type limits struct {
-	reasons, changes, fields, actions, warnings int
-	value                                       int // runes of one value from the tenant or the reconciler
+	reasons, changes, fields, actions, warnings, exclusions int
+	value                                                   int // runes of one value from the tenant or the reconciler
 }
 
-var defaultLimits = limits{reasons: 15, changes: 5, fields: 8, actions: 5, warnings: 5, value: 300}
+var defaultLimits = limits{reasons: 15, changes: 5, fields: 8, actions: 5, warnings: 5, exclusions: 8, value: 300}
 
 // entraPolicyURL is the Entra admin center's page for one Conditional Access policy; the id is checked
 // to be a GUID first, so a tenant string cannot steer the link elsewhere.
@@ -254,6 +257,13 @@ func newView(a reconcile.Alert, lim limits) view {
 			break
 		}
 		v.Warnings = append(v.Warnings, c(w))
+	}
+	for i, x := range a.Exclusions {
+		if i == lim.exclusions {
+			v.Exclusions = append(v.Exclusions, fmt.Sprintf("and %d more", len(a.Exclusions)-lim.exclusions))
+			break
+		}
+		v.Exclusions = append(v.Exclusions, c(exclusionLine(x)))
 	}
 	v.Footer = c(fmt.Sprintf("Alert %s · %s · trigger %s", a.ID, a.Time.UTC().Format("2006-01-02T15:04:05Z"), a.Trigger))
 	return v

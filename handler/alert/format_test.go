@@ -494,3 +494,28 @@ func TestExclusionTextHasNoDoublePunctuation(t *testing.T) {
 		t.Errorf("text %q", got)
 	}
 }
+
+// The Teams card lists the exclusions compactly, names before ids, each with its review status.
+func TestTeamsCardListsExclusions(t *testing.T) {
+	a := sampleAlert()
+	a.Exclusions = []exclusion.Item{
+		{Kind: exclusion.KindGroup, ID: "22222222-2222-2222-2222-222222222222", DisplayName: "Break glass", Allowlisted: true,
+			Review: exclusion.Review{Status: exclusion.ReviewOverdue, Detail: "long detail that the card leaves to the alert object"}},
+		{Kind: exclusion.KindUser, ID: "33333333-3333-3333-3333-333333333333", Review: exclusion.Review{Status: exclusion.ReviewNotReviewable}},
+	}
+	b, err := Encode(FormatTeams, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := string(b)
+	for _, want := range []string{"Exclusions and their access reviews",
+		`group \"Break glass\" (22222222-2222-2222-2222-222222222222): review overdue`,
+		"user 33333333-3333-3333-3333-333333333333, not approved: review not-reviewable"} {
+		if !strings.Contains(card, want) {
+			t.Errorf("card lacks %q", want)
+		}
+	}
+	if strings.Contains(card, "long detail that the card leaves") {
+		t.Error("the card repeats the review detail; it belongs in the alert object")
+	}
+}

@@ -30,7 +30,7 @@ func teamsMessage(a reconcile.Alert) ([]byte, error) {
 		}
 		lim = limits{
 			reasons: max(lim.reasons/2, 3), changes: max(lim.changes/2, 1), fields: max(lim.fields/2, 2),
-			actions: max(lim.actions/2, 2), warnings: max(lim.warnings/2, 1), value: lim.value / 2,
+			actions: max(lim.actions/2, 2), warnings: max(lim.warnings/2, 1), exclusions: max(lim.exclusions/2, 2), value: lim.value / 2,
 		}
 	}
 }
@@ -130,6 +130,7 @@ func teamsEnvelope(v view) acMessage {
 			}
 		}
 	}
+	section("Exclusions and their access reviews", v.Exclusions)
 	section("What caguard did", v.Actions)
 	section("Warnings", v.Warnings)
 	if v.NextStep != "" {
