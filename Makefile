@@ -6,7 +6,7 @@ MODE      ?= remediate
 BENCHTIME ?= 1s
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: all help build test lint lint-infra bench bench-e2e run fuzz clean
+.PHONY: all help build test lint lint-infra bench bench-e2e run fuzz clean docs-images
 
 all: lint test build
 
@@ -93,6 +93,17 @@ fuzz:
 ## writes every alert (Teams card, Slack message) and the report page to dist/demo/
 run: build
 	$(GO) run ./scripts/localrun -handler dist/handler -scenario $(SCENARIO) -mode $(MODE) -out dist/demo
+
+## docs-images: regenerate docs/report.png and docs/alert-card.png from a real demo run (make run), in
+## headless Chromium: the report page as served, and the incident's Teams card as caguard sent it
+docs-images: run
+	@[ -n "$(CHROMIUM)" ] || { echo "docs-images needs chromium (apt-get install chromium)" >&2; exit 1; }
+	$(GO) run ./scripts/cardpreview -in dist/demo/alert-01-audit-event-teams.json -out dist/demo/card.html
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,1900 \
+		--screenshot=$(CURDIR)/docs/report.png file://$(CURDIR)/dist/demo/report.html 2>/dev/null
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=800,1100 \
+		--screenshot=$(CURDIR)/docs/alert-card.png file://$(CURDIR)/dist/demo/card.html 2>/dev/null
+	@echo "wrote docs/report.png and docs/alert-card.png"
 
 ## clean: remove dist/ (local settings and demo output included), bench.out and .ci/node_modules
 clean:

@@ -28,8 +28,8 @@ func sampleAlert() reconcile.Alert {
 			DisplayName: "Require MFA for Azure management",
 			State:       "disabled",
 			Reasons: []capolicy.Reason{
-				{Code: "state-not-enabled", Message: "The policy is disabled."},
-				{Code: "users-not-all", Message: "The policy does not include all users."},
+				{Code: "STATE_NOT_ENABLED", Message: "The policy is disabled."},
+				{Code: "USERS_NOT_ALL", Message: "The policy does not include all users."},
 			},
 		},
 		Changes: []reconcile.Change{{

@@ -98,7 +98,7 @@ func pendingAlert() reconcile.Alert {
 	a.Verdict = capolicy.VerdictPendingEnforcement
 	a.Summary = "The policy \"Require MFA for Azure management\" meets every rule but is report-only."
 	a.Closest.State = "enabledForReportingButNotEnforced"
-	a.Closest.Reasons = []capolicy.Reason{{Code: "state-not-enabled", Message: "The policy is in report-only mode."}}
+	a.Closest.Reasons = []capolicy.Reason{{Code: "STATE_NOT_ENABLED", Message: "The policy is in report-only mode."}}
 	a.Changes = nil
 	a.Actions = []reconcile.Action{{Kind: reconcile.ActionNone, Reason: "the tenant is pending enforcement; nothing to restore"}}
 	a.NextStep = "Review the report-only policy and switch it to enabled."

@@ -50,7 +50,7 @@ func TestLogSink(t *testing.T) {
 			t.Errorf("level: got %v, want warn", e.Level)
 		}
 		f := e.ContextMap()
-		if got, want := f["reasonCodes"], []any{"state-not-enabled", "users-not-all"}; !equalJSON(got, want) {
+		if got, want := f["reasonCodes"], []any{"STATE_NOT_ENABLED", "USERS_NOT_ALL"}; !equalJSON(got, want) {
 			t.Errorf("reasonCodes: got %v, want %v", got, want)
 		}
 		wantChanges := []any{map[string]any{

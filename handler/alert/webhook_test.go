@@ -448,7 +448,7 @@ func TestWebhookText(t *testing.T) {
 			"caguard alert: MFA is NOT required for the Windows Azure Service Management API: mallory@contoso.example weakened \"Require MFA for Azure management\", and caguard wrote nothing. Fix the policy, or let caguard restore it (REMEDIATION_MODE=remediate). (tenant 11111111-2222-3333-4444-555555555555)",
 			"mallory@contoso.example: Update conditional access policy on \"Require MFA for Azure management\"",
 			"changed state, conditions.users.includeUsers",
-			"- The policy is disabled. (state-not-enabled)",
+			"- The policy is disabled. (STATE_NOT_ENABLED)",
 			"update-managed-policy cccccccc-0000-0000-0000-000000000003 (enabledForReportingButNotEnforced), not performed",
 			"Next step: Restore MFA",
 			"Alert 3f2a9c1be07d4a55, 2026-03-14T09:26:53Z, trigger audit-event.",

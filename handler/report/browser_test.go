@@ -123,7 +123,7 @@ func TestReportRendersInChromium(t *testing.T) {
 	}{
 		{"pending-enforcement", pendingInput(), []string{
 			"Pending enforcement: the MFA policy is in report-only mode, not enforced",
-			"Exclusions (3)", "Break-glass accounts", "Last actions"}},
+			"Exclusions (3)", "Break-glass accounts", "Planned actions", "open in Entra"}},
 		{"hostile", hostileInput(), []string{
 			"Non-compliant: MFA is NOT required for the Windows Azure Service Management API",
 			`&lt;script&gt;alert(1)&lt;/script&gt;`}},

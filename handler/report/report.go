@@ -13,6 +13,8 @@ import (
 	_ "embed"
 	"fmt"
 	"html/template"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/caguard/caguard/handler/capolicy"
@@ -83,14 +85,23 @@ type view struct {
 	ModeText   string
 	CSP        string
 	Exclusions []exclusionView
+	// ActionsTitle heads the actions: what this request did, or, for a report, what a run would do.
+	ActionsTitle, ActionsNote string
 }
 
 type policyView struct {
 	capolicy.PolicyResult
-	Mark    string // PASS, FAIL
-	Role    string // "passing", "closest", ""
-	StateUI string
+	Mark     string // PASS, FAIL
+	Role     string // "passing", "closest", ""
+	StateUI  string
+	EntraURL string // the policy's page in the Entra admin center; "" when the id is not a GUID
 }
+
+// entraPolicyURL is the Entra admin center's page of one Conditional Access policy. Only a GUID goes
+// into it, so a tenant string cannot steer the link elsewhere.
+const entraPolicyURL = "https://entra.microsoft.com/#view/Microsoft_AAD_ConditionalAccess/PolicyBlade/policyId/"
+
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 type exclusionView struct {
 	exclusion.Item
@@ -109,11 +120,27 @@ func newView(in Input) view {
 	default:
 		v.Tone, v.Headline = "bad", "Verdict unknown: "+string(in.Verdict)
 	}
+	// Compliant while an exclusion's access review is overdue or missing is not all green.
+	if in.Verdict == capolicy.VerdictCompliant {
+		n := 0
+		for _, e := range in.Exclusions {
+			if e.NeedsReview() {
+				n++
+			}
+		}
+		if n > 0 {
+			v.Tone = "warn"
+			v.Headline = fmt.Sprintf("Compliant, but %d exclusion(s) lack a current access review: MFA is required for the Windows Azure Service Management API", n)
+		}
+	}
 	switch in.Mode {
 	case "run":
 		v.ModeText = "run (caguard could write its managed policy)"
+		v.ActionsTitle = "Actions of this run"
 	default:
 		v.ModeText = "report only (nothing written, no alert sent)"
+		v.ActionsTitle = "Planned actions"
+		v.ActionsNote = "This page was asked for a report, so it wrote nothing: these are what a run would do now, not what the last run did."
 	}
 
 	passing := map[string]bool{}
@@ -124,6 +151,9 @@ func newView(in Input) view {
 	var first, second, rest []policyView
 	for _, p := range in.Policies {
 		pv := policyView{PolicyResult: p, Mark: "FAIL", StateUI: stateText(p.State)}
+		if guidRE.MatchString(p.ID) {
+			pv.EntraURL = entraPolicyURL + strings.ToLower(p.ID)
+		}
 		switch {
 		case passing[p.ID] || p.Compliant:
 			pv.Mark, pv.Role = "PASS", "passing"

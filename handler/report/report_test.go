@@ -51,7 +51,7 @@ func pendingInput() Input {
 		Policies: []capolicy.PolicyResult{
 			{ID: "aaaaaaaa-0000-0000-0000-000000000001", DisplayName: "Require MFA for admins (legacy)", State: capolicy.StateDisabled,
 				Reasons: []capolicy.Reason{
-					{Code: "STATE_DISABLED", Message: "The policy is off."},
+					{Code: "STATE_NOT_ENABLED", Message: "The policy is off."},
 					{Code: "USERS_NOT_ALL", Message: "The policy does not include all users."},
 				}},
 			{ID: "cccccccc-0000-0000-0000-000000000003", DisplayName: "caguard: require MFA for Azure management", State: capolicy.StateReportOnly,
@@ -59,7 +59,7 @@ func pendingInput() Input {
 				Reasons:          []capolicy.Reason{{Code: "STATE_REPORT_ONLY", Message: "The policy is in report-only mode: it logs but does not enforce."}}},
 			{ID: "dddddddd-0000-0000-0000-000000000004", DisplayName: "Microsoft-managed: Multifactor authentication for admins accessing Microsoft Admin Portals",
 				State: capolicy.StateReportOnly, MicrosoftManaged: true,
-				Reasons: []capolicy.Reason{{Code: "APPS_NOT_TARGETED", Message: "The policy does not target the Windows Azure Service Management API."}}},
+				Reasons: []capolicy.Reason{{Code: "APP_NOT_TARGETED", Message: "The policy does not target the Windows Azure Service Management API."}}},
 		},
 		Closest: "cccccccc-0000-0000-0000-000000000003",
 		Actions: []reconcile.Action{{Kind: reconcile.ActionNone, Reason: "the tenant is pending enforcement; nothing to restore"}},
@@ -162,6 +162,18 @@ func TestHTMLIsSelfContained(t *testing.T) {
 			continue
 		}
 		tok := z.Token()
+		if tok.Data == "a" {
+			// The one link: a policy's page in the Entra admin center, built from a GUID only.
+			for _, a := range tok.Attr {
+				switch {
+				case a.Key == "href" && guidRE.MatchString(strings.TrimPrefix(a.Val, entraPolicyURL)) && strings.HasPrefix(a.Val, entraPolicyURL):
+				case a.Key == "rel" && a.Val == "noopener noreferrer":
+				default:
+					t.Errorf("<a> holds %s=%q; only a link to a policy in Entra may appear", a.Key, a.Val)
+				}
+			}
+			continue
+		}
 		if !elements[tok.Data] {
 			t.Errorf("page holds a <%s> element", tok.Data)
 		}
