@@ -17,6 +17,7 @@ import (
 
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/graphfake"
+	"github.com/caguard/caguard/handler/snapshot"
 )
 
 // The permission sets a deployment grants (infra/graph-permissions.json) must cover every Graph
@@ -163,6 +164,37 @@ func exercises() []exercise {
 			_, err := c.AccessReviewInstances(ctx, "dddddddd-0000-0000-0000-000000000001")
 			return err
 		}},
+		// The batched reads of a run: each sub-request must be granted by the sets of its feature, and
+		// each object must read without its own error (a 403 inside a batch is not a failed call).
+		{"read the tenant in one batch", "ReadTenant", []string{"reviews"}, func(ctx context.Context, c *Client) error {
+			r, err := c.ReadTenant(ctx, snapshot.Query{GroupIDs: []string{breakGlassGroup}, Reviews: true})
+			if err != nil {
+				return err
+			}
+			return firstErr(r.DefinitionsErr, r.Groups[breakGlassGroup].Err)
+		}},
+		{"read the tenant with its break-glass users", "ReadTenant", []string{"reviews", "users"}, func(ctx context.Context, c *Client) error {
+			r, err := c.ReadTenant(ctx, snapshot.Query{GroupIDs: []string{breakGlassGroup}, UserIDs: []string{bgUser2}, Reviews: true})
+			if err != nil {
+				return err
+			}
+			return firstErr(r.DefinitionsErr, r.Groups[breakGlassGroup].Err, r.UsersErr)
+		}},
+		{"read review instances in one batch", "ReadDetails", []string{"reviews"}, func(ctx context.Context, c *Client) error {
+			const def = "dddddddd-0000-0000-0000-000000000001"
+			d, err := c.ReadDetails(ctx, snapshot.DetailQuery{InstanceDefinitionIDs: []string{def}})
+			if err != nil {
+				return err
+			}
+			return firstErr(d.InstanceErrs[def])
+		}},
+		{"read excluded users and their sign-ins in one batch", "ReadDetails", []string{"users", "signIns"}, func(ctx context.Context, c *Client) error {
+			d, err := c.ReadDetails(ctx, snapshot.DetailQuery{GroupIDs: []string{breakGlassGroup}, UserIDs: []string{bgUser2}, SignInUserIDs: []string{bgUser2}})
+			if err != nil {
+				return err
+			}
+			return firstErr(d.UsersErr, d.SignInsErr, d.Groups[breakGlassGroup].Err)
+		}},
 		{"excluded user", "UserDetail", []string{"users"}, func(ctx context.Context, c *Client) error {
 			_, err := c.UserDetail(ctx, bgUser2, false)
 			return err
@@ -172,6 +204,16 @@ func exercises() []exercise {
 			return err
 		}},
 	}
+}
+
+// firstErr is the first of errs that is not nil.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // noGraphRequest lists Client methods that send no Graph request, with the reason.
