@@ -111,6 +111,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		},
 		TenantID:  cfg.TenantID,
 		Remediate: cfg.Remediate(),
+		Controls:  catalogueControls(cfg.Controls),
 		Now:       now,
 		Log:       log.Named("reconcile"),
 		// Without storage the managed policy's id is remembered in this process only.
@@ -270,3 +271,14 @@ func alertSinks(cfg config.Config, cred azcore.TokenCredential, log *zap.Logger)
 }
 
 var _ reconcile.TenantReader = (*graph.Client)(nil)
+
+// catalogueControls turns the ids CONTROLS named (config checked them) into the catalogue's controls.
+func catalogueControls(ids []string) []capolicy.Control {
+	var out []capolicy.Control
+	for _, id := range ids {
+		if c, ok := capolicy.ControlByID(id); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}

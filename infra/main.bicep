@@ -175,6 +175,9 @@ param logLevel string = 'info'
 ])
 param exclusionReview string = 'report'
 
+@description('CONTROLS: the catalogue controls to judge, comma-separated ids or all; azure-management-mfa (the default) is the one caguard guards and restores.')
+param controls string = 'azure-management-mfa'
+
 @description('EXCLUSION_REVIEW_GRACE_DAYS: days an exclusion may go without a completed access review before it counts as overdue.')
 @minValue(0)
 @maxValue(365)
@@ -693,6 +696,10 @@ var commonAppSettings = [
   {
     name: 'EXCLUSION_REVIEW'
     value: exclusionReview
+  }
+  {
+    name: 'CONTROLS'
+    value: controls
   }
   {
     name: 'EXCLUSION_REVIEW_GRACE_DAYS'

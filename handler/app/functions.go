@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,6 +139,47 @@ type EvaluateAnswer struct {
 	// Exclusions are the users and groups the passing and managed policies exclude, each with its
 	// access-review finding; always an array.
 	Exclusions []exclusion.Item `json:"exclusions"`
+	// Controls is one item per enabled catalogue control (CONTROLS), or the one ?control= names;
+	// the fields above keep describing azure-management-mfa. Always an array.
+	Controls []ControlAnswer `json:"controls"`
+}
+
+// ControlAnswer is the verdict on one catalogue control.
+type ControlAnswer struct {
+	ID        string                  `json:"id"`
+	Title     string                  `json:"title"`
+	CIS       []capolicy.CISRef       `json:"cis"`
+	Guarded   bool                    `json:"guarded"`
+	Compliant bool                    `json:"compliant"`
+	Verdict   capolicy.Verdict        `json:"verdict"`
+	Summary   string                  `json:"summary"`
+	Policies  []capolicy.PolicyResult `json:"policies"`
+	Passing   []string                `json:"passing"`
+	Closest   string                  `json:"closest,omitempty"`
+}
+
+// controlAnswers are the controls of out, only the one named by only when set; ok is false when
+// only names no enabled control.
+func controlAnswers(out reconcile.Outcome, only string) (answers []ControlAnswer, ok bool) {
+	answers = []ControlAnswer{}
+	for _, c := range out.Controls {
+		if only != "" && !strings.EqualFold(c.ID, only) {
+			continue
+		}
+		a := ControlAnswer{ID: c.ID, Title: c.Title, CIS: c.CIS, Guarded: c.Guarded, Compliant: c.Compliant, Verdict: c.Verdict,
+			Summary: c.Summary, Policies: c.Policies, Passing: c.Passing, Closest: c.Closest}
+		if a.CIS == nil {
+			a.CIS = []capolicy.CISRef{}
+		}
+		if a.Policies == nil {
+			a.Policies = []capolicy.PolicyResult{}
+		}
+		if a.Passing == nil {
+			a.Passing = []string{}
+		}
+		answers = append(answers, a)
+	}
+	return answers, only == "" || len(answers) > 0
 }
 
 // evaluate answers GET with a report (nothing written, no alert) and POST with a full run; either as
@@ -159,12 +201,28 @@ func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Res
 	default:
 		return nil, &azfunc.PublicError{Status: http.StatusMethodNotAllowed, Message: "use GET for a report or POST to run the reconcile"}
 	}
+	only := ""
+	for k, v := range req.Query { // the host passes the query as a map; its keys are matched in any case
+		if strings.EqualFold(k, "control") {
+			only = strings.TrimSpace(v)
+		}
+	}
+	if only != "" {
+		if _, known := capolicy.ControlByID(only); !known {
+			return nil, &azfunc.PublicError{Status: http.StatusBadRequest, Message: "unknown control " + strconv.Quote(clipQuery(only)) + ": see the README's table of controls"}
+		}
+	}
 	out, err := d.Reconciler.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerHTTP, Act: act})
 	if err != nil {
 		return nil, err
 	}
 	logOutcome(inv, out)
+	controls, enabled := controlAnswers(out, only)
+	if !enabled {
+		return nil, &azfunc.PublicError{Status: http.StatusNotFound, Message: "control " + strconv.Quote(only) + " is not enabled: add it to CONTROLS"}
+	}
 	ans := EvaluateAnswer{
+		Controls:    controls,
 		Compliant:   out.Report.Compliant,
 		Verdict:     out.Report.Verdict,
 		Summary:     out.Report.Summary,
@@ -219,7 +277,20 @@ func reportInput(ans EvaluateAnswer, out reconcile.Outcome) report.Input {
 		Exclusions:  ans.Exclusions,
 		Warnings:    out.Warnings,
 		AlertID:     ans.AlertID,
+		Controls:    reportControls(ans.Controls),
 	}
+}
+
+func reportControls(cs []ControlAnswer) []report.Control {
+	out := make([]report.Control, 0, len(cs))
+	for _, c := range cs {
+		var refs []string
+		for _, r := range c.CIS {
+			refs = append(refs, r.Benchmark+" "+r.Version+" "+r.Control)
+		}
+		out = append(out, report.Control{ID: c.ID, Title: c.Title, CIS: strings.Join(refs, "; "), Summary: c.Summary, Verdict: c.Verdict, Guarded: c.Guarded})
+	}
+	return out
 }
 
 func logOutcome(inv *azfunc.Invocation, out reconcile.Outcome) {
@@ -242,4 +313,12 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// clipQuery bounds a query value echoed in an answer.
+func clipQuery(s string) string {
+	if r := []rune(s); len(r) > 64 {
+		return string(r[:64]) + "…"
+	}
+	return s
 }

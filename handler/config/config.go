@@ -62,8 +62,11 @@ type Config struct {
 	RemediationMode   string // REMEDIATION_MODE
 	ManagedPolicyName string // MANAGED_POLICY_NAME
 
-	ExclusionReview          string // EXCLUSION_REVIEW: off, report or require
-	ExclusionReviewGraceDays int    // EXCLUSION_REVIEW_GRACE_DAYS
+	ExclusionReview string // EXCLUSION_REVIEW: off, report or require
+	// Controls are the catalogue controls to judge (CONTROLS: comma-separated ids, or all), in
+	// catalogue order; the default is the one control caguard guards, azure-management-mfa.
+	Controls                 []string
+	ExclusionReviewGraceDays int // EXCLUSION_REVIEW_GRACE_DAYS
 
 	AlertEventHubNamespace string // ALERT_EVENTHUB_NAMESPACE
 	AlertEventHubName      string // ALERT_EVENTHUB_NAME
@@ -103,6 +106,7 @@ func Load(getenv func(string) string) (Config, error) {
 
 		ExclusionReview:          l.oneOf("EXCLUSION_REVIEW", DefaultExclusionReview, "off", "report", "require"),
 		ExclusionReviewGraceDays: l.integer("EXCLUSION_REVIEW_GRACE_DAYS", DefaultReviewGraceDays, 0, 365),
+		Controls:                 l.controls("CONTROLS"),
 
 		AlertEventHubNamespace: l.str("ALERT_EVENTHUB_NAMESPACE", ""),
 		AlertEventHubName:      l.str("ALERT_EVENTHUB_NAME", ""),
@@ -178,6 +182,16 @@ func (c Config) Redacted() map[string]any {
 type loader struct {
 	getenv func(string) string
 	errs   []error
+}
+
+// controls reads a list of catalogue control ids, or all.
+func (l *loader) controls(name string) []string {
+	ids, err := capolicy.ParseControls(l.getenv(name))
+	if err != nil {
+		l.fail(name, err.Error())
+		return []string{capolicy.DefaultControls}
+	}
+	return ids
 }
 
 func (l *loader) fail(name, msg string) {

@@ -211,3 +211,19 @@ func TestInvocationTimeoutErrorSaysTheBound(t *testing.T) {
 		}
 	}
 }
+
+func TestControlsSetting(t *testing.T) {
+	c, err := Load(env(base()))
+	if err != nil || len(c.Controls) != 1 || c.Controls[0] != "azure-management-mfa" {
+		t.Fatalf("default: %v, %v; want azure-management-mfa alone", c.Controls, err)
+	}
+	e := base()
+	e["CONTROLS"] = "all"
+	if c, err = Load(env(e)); err != nil || len(c.Controls) < 10 {
+		t.Fatalf("all: %v, %v", c.Controls, err)
+	}
+	e["CONTROLS"] = "azure-management-mfa,bogus"
+	if _, err = Load(env(e)); err == nil || !strings.Contains(err.Error(), "CONTROLS") || !strings.Contains(err.Error(), `"bogus"`) {
+		t.Fatalf("bogus: %v, want an error naming CONTROLS and the id", err)
+	}
+}

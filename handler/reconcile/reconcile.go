@@ -145,6 +145,9 @@ type Outcome struct {
 	unreadableOnly bool
 	// restoreBlocked: a restore was due but not attempted, because the writer lock's storage failed.
 	restoreBlocked bool
+	// Controls is the verdict on each enabled catalogue control (Reconciler.Controls), in catalogue
+	// order; the guarded control's is Report itself.
+	Controls []capolicy.ControlReport
 }
 
 // Reconciler holds the dependencies of the loop. All fields are set by main.
@@ -154,8 +157,12 @@ type Reconciler struct {
 	Policy    capolicy.Config
 	TenantID  string
 	Remediate bool // REMEDIATION_MODE=remediate
-	Now       func() time.Time
-	Log       *zap.Logger
+	// Controls are the catalogue controls each run judges (CONTROLS); empty means the guarded one,
+	// azure-management-mfa, alone. Every control is judged from the same reads: enabling more costs
+	// no Graph round trip.
+	Controls []capolicy.Control
+	Now      func() time.Time
+	Log      *zap.Logger
 
 	// Owner records the id of the managed policy; nil means the policy is found by its display name
 	// alone (unique and not Microsoft-managed).
@@ -302,6 +309,7 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 	out := Outcome{Report: report, Exclusions: exclusions,
 		reviewOnly:     report.Verdict != base.Verdict && base.Verdict == planReport.Verdict,
 		unreadableOnly: base.Verdict != planReport.Verdict}
+	out.Controls = r.judgeControls(tenant, report)
 	if ownerWarning != "" {
 		out.Warnings = append(out.Warnings, ownerWarning)
 	}
@@ -812,4 +820,27 @@ func (r *Reconciler) send(ctx context.Context, a Alert) error {
 		return &undelivered{sinks: failed, err: last}
 	}
 	return nil
+}
+
+// judgeControls returns the verdict on each enabled control. The guarded control's verdict is the
+// run's own report (with R20 under EXCLUSION_REVIEW=require and every exclusion check); the others
+// are judged by the same engine on the same tenant, without R20, whose review findings are collected
+// for the guarded control's policies only.
+func (r *Reconciler) judgeControls(t capolicy.Tenant, report capolicy.Report) []capolicy.ControlReport {
+	controls := r.Controls
+	if len(controls) == 0 {
+		c, _ := capolicy.ControlByID(capolicy.DefaultControls)
+		controls = []capolicy.Control{c}
+	}
+	cfg := r.Policy
+	cfg.RequireExclusionReview = false
+	out := make([]capolicy.ControlReport, 0, len(controls))
+	for _, c := range controls {
+		if c.ID == capolicy.ControlAzureManagementMFA {
+			out = append(out, capolicy.ControlReport{ID: c.ID, Title: c.Title, CIS: c.CIS, Guarded: c.Guarded, Report: report})
+			continue
+		}
+		out = append(out, capolicy.EvaluateControl(t, cfg, c))
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"html/template"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,16 @@ type Input struct {
 	// Exclusions are the users and groups the policies exempt; the section is shown when there are any.
 	Exclusions []exclusion.Item
 	AlertID    string
+	// Controls are the catalogue controls judged (CONTROLS); with more than one the page lists them,
+	// the failing first. The sections below describe azure-management-mfa.
+	Controls []Control
+}
+
+// Control is one catalogue control's verdict.
+type Control struct {
+	ID, Title, CIS, Summary string
+	Verdict                 capolicy.Verdict
+	Guarded                 bool
 }
 
 //go:embed report.html.tmpl
@@ -87,6 +98,8 @@ type view struct {
 	Exclusions []exclusionView
 	// ActionsTitle heads the actions: what this request did, or, for a report, what a run would do.
 	ActionsTitle, ActionsNote string
+	// ControlRows are the controls, failing first; empty when only one is judged.
+	ControlRows []Control
 }
 
 type policyView struct {
@@ -170,6 +183,11 @@ func newView(in Input) view {
 		if a.Performed {
 			v.Performed++
 		}
+	}
+	if len(in.Controls) > 1 {
+		rank := map[capolicy.Verdict]int{capolicy.VerdictNonCompliant: 0, capolicy.VerdictPendingEnforcement: 1, capolicy.VerdictCompliant: 2}
+		v.ControlRows = slices.Clone(in.Controls)
+		slices.SortStableFunc(v.ControlRows, func(a, b Control) int { return rank[a.Verdict] - rank[b.Verdict] })
 	}
 	for _, e := range in.Exclusions {
 		k := string(e.Kind)

@@ -245,3 +245,29 @@ func TestHTMLShowsExclusionsOnlyWhenThereAreAny(t *testing.T) {
 		t.Error("without exclusions: got an Exclusions section, want none")
 	}
 }
+
+// With several controls the page lists them, the failing first.
+func TestControlsAreListedFailingFirst(t *testing.T) {
+	in := compliantInput()
+	in.Controls = []Control{
+		{ID: "azure-management-mfa", Title: "MFA for Azure management", Verdict: capolicy.VerdictCompliant, Guarded: true},
+		{ID: "admin-portals-mfa", Title: "MFA for admin portals", Verdict: capolicy.VerdictPendingEnforcement},
+		{ID: "block-legacy-authentication", Title: "Legacy authentication blocked", Verdict: capolicy.VerdictNonCompliant, Summary: "<b>no</b>"},
+	}
+	b, err := HTML(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i, j, k := strings.Index(s, "Legacy authentication blocked"), strings.Index(s, "MFA for admin portals"), strings.Index(s, "MFA for Azure management</")
+	if i < 0 || j < 0 || i > j || (k >= 0 && j > k) || !strings.Contains(s, "Controls (3)") {
+		t.Errorf("controls not listed failing first (%d, %d, %d)", i, j, k)
+	}
+	if strings.Contains(s, "<b>no</b>") {
+		t.Error("a summary was not escaped")
+	}
+	in.Controls = in.Controls[:1]
+	if b, _ = HTML(in); strings.Contains(string(b), "Controls (") {
+		t.Error("a single control got a controls section")
+	}
+}

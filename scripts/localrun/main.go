@@ -35,7 +35,7 @@ func main() {
 type options struct {
 	handler, scenario, mode, logPath  string
 	breakGlassUsers, breakGlassGroups string
-	outDir                            string
+	outDir, controls                  string
 }
 
 func run() error {
@@ -44,6 +44,7 @@ func run() error {
 	flag.StringVar(&o.scenario, "scenario", "scripts/scenarios/drifted.json", "tenant scenario to seed the emulator with")
 	flag.StringVar(&o.mode, "mode", "remediate", "REMEDIATION_MODE: alert or remediate")
 	flag.StringVar(&o.logPath, "log", "", "where the handler's own log lines go (default: handler.log in -out)")
+	flag.StringVar(&o.controls, "controls", "all", "CONTROLS: the catalogue controls the demo judges")
 	flag.StringVar(&o.breakGlassUsers, "break-glass-users", "11111111-1111-1111-1111-111111111111,22222222-2222-2222-2222-222222222222", "BREAK_GLASS_USER_IDS")
 	flag.StringVar(&o.breakGlassGroups, "break-glass-groups", "bbbbbbbb-0000-0000-0000-000000000001,bbbbbbbb-0000-0000-0000-000000000003", "BREAK_GLASS_GROUP_IDS")
 	flag.StringVar(&o.outDir, "out", "dist/demo", "where the alerts (Teams card, Slack message) and the HTML report are written")
@@ -95,6 +96,7 @@ func run() error {
 		"BREAK_GLASS_USER_IDS="+o.breakGlassUsers,
 		"BREAK_GLASS_GROUP_IDS="+o.breakGlassGroups,
 		"REMEDIATION_MODE="+o.mode,
+		"CONTROLS="+o.controls,
 		"GRAPH_RETRY_BUDGET=10s",
 		"ALERT_WEBHOOK_URL="+hook.url,
 		"ALERT_WEBHOOK_FORMAT=json",
@@ -226,6 +228,14 @@ func evaluate(h *hosttest.Host, method string) error {
 			} `json:"review"`
 			Notes []string `json:"notes"`
 		} `json:"exclusions"`
+		Controls []struct {
+			ID      string `json:"id"`
+			Verdict string `json:"verdict"`
+			Guarded bool   `json:"guarded"`
+			CIS     []struct {
+				Benchmark, Control string
+			} `json:"cis"`
+		} `json:"controls"`
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal([]byte(res.Body), &ans); err != nil {
@@ -244,6 +254,20 @@ func evaluate(h *hosttest.Host, method string) error {
 		fmt.Printf("  [%s] %s (%s)\n", mark, p.DisplayName, p.State)
 		for _, r := range p.Reasons {
 			fmt.Printf("         %s: %s\n", r.Code, r.Message)
+		}
+	}
+	if len(ans.Controls) > 1 {
+		fmt.Println("controls (CONTROLS; the policies above are those of the guarded one):")
+		for _, c := range ans.Controls {
+			var refs []string
+			for _, r := range c.CIS {
+				refs = append(refs, r.Control)
+			}
+			guarded := ""
+			if c.Guarded {
+				guarded = ", guarded"
+			}
+			fmt.Printf("  %-20s %s (CIS %s%s)\n", c.Verdict, c.ID, strings.Join(refs, ", "), guarded)
 		}
 	}
 	for _, act := range ans.Actions {
