@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/url"
 	"strings"
@@ -408,4 +409,25 @@ func (s *Store) renew(held context.Context, lc *lease.BlobClient, last time.Time
 		}
 		last = sent
 	}
+}
+
+// ReadBlob reads another blob of the same container (the tenant registry, caguard/tenants.json), at
+// most max bytes. found is false when the blob does not exist; a larger blob is an error.
+func (s *Store) ReadBlob(ctx context.Context, name string, max int64) (data []byte, found bool, err error) {
+	resp, err := s.container.NewBlobClient(name).DownloadStream(ctx, nil)
+	if err != nil {
+		if bloberror.HasCode(err, bloberror.BlobNotFound, bloberror.ContainerNotFound) {
+			return nil, false, nil
+		}
+		return nil, false, newUnavailable("read blob "+name, err)
+	}
+	defer resp.Body.Close()
+	data, err = io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, false, newUnavailable("read blob "+name, err)
+	}
+	if int64(len(data)) > max {
+		return nil, true, fmt.Errorf("blob %s is larger than %d bytes", name, max)
+	}
+	return data, true, nil
 }

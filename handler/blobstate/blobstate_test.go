@@ -466,3 +466,39 @@ func TestErrorsDoNotCarryTheSignature(t *testing.T) {
 		}
 	}
 }
+
+// ReadBlob reads another blob of the container, such as the tenant registry, from real storage: absent
+// is not an error, too large is.
+func TestReadBlobFromAzurite(t *testing.T) {
+	a := azuritetest.Start(t)
+	s := newStore(t, a, "readblob")
+	ctx := context.Background()
+	if _, found, err := s.ReadBlob(ctx, "tenants.json", 1024); err != nil || found {
+		t.Fatalf("no container yet: found %v, %v", found, err)
+	}
+	cred, err := container.NewSharedKeyCredential(azuritetest.Account, azuritetest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := container.NewClientWithSharedKeyCredential(a.BlobEndpoint()+"/readblob", cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cc.Create(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := s.ReadBlob(ctx, "tenants.json", 1024); err != nil || found {
+		t.Fatalf("no blob: found %v, %v", found, err)
+	}
+	doc := []byte(`{"tenants": []}`)
+	if _, err := cc.NewBlockBlobClient("tenants.json").UploadBuffer(ctx, doc, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := s.ReadBlob(ctx, "tenants.json", 1024)
+	if err != nil || !found || string(got) != string(doc) {
+		t.Fatalf("read: %q %v %v", got, found, err)
+	}
+	if _, _, err := s.ReadBlob(ctx, "tenants.json", 4); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a blob over the bound: %v", err)
+	}
+}
