@@ -197,6 +197,9 @@ func newView(a reconcile.Alert, lim limits) view {
 		v.Reasons = append(v.Reasons, c(a.Failure))
 	} else {
 		v.Facts = append(v.Facts, fact{"Verdict", c(string(a.Verdict))}, fact{"Tenant", c(a.TenantID)})
+		if a.Control != "" {
+			v.Facts = append(v.Facts, fact{"Control", c(a.Control)})
+		}
 	}
 	if p := a.Closest; p != nil {
 		v.Facts = append(v.Facts, fact{"Policy", c(quoted(p.DisplayName) + " (" + p.ID + ")")}, fact{"State", c(p.State)})

@@ -519,3 +519,18 @@ func TestTeamsCardListsExclusions(t *testing.T) {
 		t.Error("the card repeats the review detail; it belongs in the alert object")
 	}
 }
+
+// An alert names its control, in the card as in the JSON.
+func TestCardsNameTheControl(t *testing.T) {
+	a := sampleAlert()
+	a.Control = "azure-management-mfa"
+	for _, f := range []Format{FormatTeams, FormatSlack, FormatJSON} {
+		b, err := Encode(f, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "azure-management-mfa") {
+			t.Errorf("%s: the control is not named", f)
+		}
+	}
+}

@@ -18,11 +18,14 @@ import (
 // fails, who changed what just before, and what caguard did about it. It carries ids, names and policy
 // fields only: no tokens, secrets or raw audit payloads.
 type Alert struct {
-	ID       string           `json:"id"` // stable for the same tenant, verdict, reasons and action outcome: sinks may deduplicate on it
-	Time     time.Time        `json:"time"`
-	TenantID string           `json:"tenantId"`
-	Trigger  Trigger          `json:"trigger"`
-	Verdict  capolicy.Verdict `json:"verdict"`
+	ID       string    `json:"id"` // stable for the same tenant, verdict, reasons and action outcome: sinks may deduplicate on it
+	Time     time.Time `json:"time"`
+	TenantID string    `json:"tenantId"`
+	Trigger  Trigger   `json:"trigger"`
+	// Control is the catalogue control the alert is about (the guarded one, azure-management-mfa);
+	// empty for a run that could not finish.
+	Control string           `json:"control,omitempty"`
+	Verdict capolicy.Verdict `json:"verdict"`
 	// Failure says, when the run could not finish, what failed (Verdict is then empty and the id
 	// depends on the tenant and these words only).
 	Failure  string         `json:"failure,omitempty"`
@@ -77,6 +80,7 @@ func (r *Reconciler) newAlert(req Request, out Outcome) Alert {
 		Time:     r.Now().UTC(),
 		TenantID: r.TenantID,
 		Trigger:  req.Trigger,
+		Control:  capolicy.ControlAzureManagementMFA,
 		Verdict:  rep.Verdict,
 		Summary:  rep.Summary,
 		Actions:  out.Actions,

@@ -403,6 +403,9 @@ func TestRequireModeAlertSaysReviewsAloneFail(t *testing.T) {
 	if a := out.Actions[0]; a.Kind != ActionNone || !strings.Contains(a.Reason, "no write can fix them") {
 		t.Errorf("action: got %s %q, want none, saying a write cannot fix a review", a.Kind, a.Reason)
 	}
+	if s.alerts[0].Control != capolicy.ControlAzureManagementMFA {
+		t.Errorf("alert control: got %q, want the guarded control", s.alerts[0].Control)
+	}
 	step := s.alerts[0].NextStep
 	if strings.Contains(step, "REMEDIATION_MODE") || !strings.Contains(step, "("+bgGroup+") (review overdue): Complete its overdue access review") || !strings.Contains(step, "("+bgUser+") (review not-reviewable)") {
 		t.Errorf("next step: got %q, want the overdue group and the directly excluded user, not remediation advice", step)
