@@ -15,7 +15,7 @@ type BlobReader interface {
 	ReadBlob(ctx context.Context, name string, max int64) (data []byte, found bool, err error)
 }
 
-// Source says where the registry is: a local file (TENANT_REGISTRY_FILE) wins; else the app's blob
+// Source says where the registry is: a local file (TENANTS_FILE) wins; else the app's blob
 // storage when there is any. found is false when neither holds one, and the deployment then guards
 // the tenant of AZURE_TENANT_ID alone (Single).
 type Source struct {
@@ -33,7 +33,7 @@ func Load(ctx context.Context, src Source, defaultMode string) (reg Registry, fo
 	case src.File != "":
 		data, err = os.ReadFile(src.File)
 		if err != nil {
-			return Registry{}, false, fmt.Errorf("TENANT_REGISTRY_FILE: %w", err)
+			return Registry{}, false, fmt.Errorf("TENANTS_FILE: %w", err)
 		}
 		origin = src.File
 	case src.Blobs != nil:

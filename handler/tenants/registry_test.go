@@ -112,7 +112,7 @@ func TestLoadFromAFileOrStorage(t *testing.T) {
 	if reg, found, err := Load(ctx, Source{File: path, Blobs: blobs{err: errors.New("not asked")}}, ModeAlert); err != nil || !found || reg.Tenants[0].ID != t1 {
 		t.Errorf("file: %+v %v %v", reg, found, err)
 	}
-	if _, _, err := Load(ctx, Source{File: path + ".missing"}, ModeAlert); err == nil || !strings.Contains(err.Error(), "TENANT_REGISTRY_FILE") {
+	if _, _, err := Load(ctx, Source{File: path + ".missing"}, ModeAlert); err == nil || !strings.Contains(err.Error(), "TENANTS_FILE") {
 		t.Errorf("missing file: %v", err)
 	}
 	if reg, found, err := Load(ctx, Source{Blobs: blobs{data: good, found: true}}, ModeAlert); err != nil || !found || len(reg.Tenants) != 1 {
