@@ -35,7 +35,7 @@ WRITE_ROLE="Policy.ReadWrite.ConditionalAccess"
 
 usage() {
   cat <<EOF
-Usage: $(basename "$0") [--remediate] [--details] [--no-reviews] [--dry-run] <principal-id>
+Usage: $(basename "$0") [--remediate] [--details] [--no-reviews] [--application] [--dry-run] <principal-id>
 
 Grants the Microsoft Graph application permissions caguard needs to the service principal of its
 managed identity.
@@ -48,6 +48,8 @@ managed identity.
                    excluded accounts and shows their last sign-in. Read-only, but tenant-wide
                    (every user's profile, the sign-in logs), so it is opt-in.
   --no-reviews     leave out ${SET_REVIEWS[*]} (EXCLUSION_REVIEW=off).
+  --application    the principal is an app registration's service principal (caguard's
+                   multi-tenant app in a customer tenant), not a managed identity.
   --dry-run        show what would be granted, change nothing.
   -h, --help       show this help.
 
@@ -65,6 +67,7 @@ die() {
 
 remediate=false
 details=false
+application=false
 reviews=true
 dry_run=false
 principal_id=""
@@ -73,6 +76,7 @@ while (($# > 0)); do
     --remediate) remediate=true ;;
     --details) details=true ;;
     --no-reviews) reviews=false ;;
+    --application) application=true ;;
     --dry-run) dry_run=true ;;
     -h | --help)
       usage
@@ -114,7 +118,9 @@ mapfile -t sp_fields < <(tr '\t' '\n' <<<"$sp_info")
 sp_name="${sp_fields[1]:-}"
 sp_type="${sp_fields[2]:-}"
 log "principal: ${sp_name} (${principal_id}, ${sp_type})"
-if [[ "$sp_type" != "ManagedIdentity" ]]; then
+if [[ "$application" == true ]]; then
+  [[ "$sp_type" == "Application" ]] || log "warning: ${principal_id} is a ${sp_type} service principal, not an app registration's"
+elif [[ "$sp_type" != "ManagedIdentity" ]]; then
   log "warning: ${principal_id} is a ${sp_type} service principal, not a managed identity"
 fi
 
