@@ -46,6 +46,7 @@ test: $(if $(NPM),$(AZURITE_STAMP))
 	@[ -n "$(RACE)" ] || echo "warning: no gcc, so no race detector; apt-get install gcc to enable it" >&2
 	@[ -n "$(CHROMIUM)" ] || echo "warning: no chromium, so the report is not rendered in a browser; apt-get install chromium to enable it" >&2
 	@[ -n "$(NPM)" ] || echo "warning: no npm, so no Azurite: the storage lease tests skip; install Node.js and npm to run them" >&2
+	@echo "testing every package (the first run compiles msgraph-sdk-go with the race detector: several minutes on two cores; later runs reuse the cache)"
 	$(GO) test $(GOFLAGS) $(RACE) -count=1 ./...
 
 $(AZURITE_STAMP): .ci/package.json .ci/package-lock.json
@@ -55,6 +56,7 @@ $(AZURITE_STAMP): .ci/package.json .ci/package-lock.json
 ## lint: formatting and vet
 lint:
 	@out=$$(gofmt -l handler scripts); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@echo "go vet (the first run compiles msgraph-sdk-go: minutes on two cores)"
 	$(GO) vet $(GOFLAGS) ./...
 
 ## lint-infra: KICS over infra/*.bicep, offline (pinned in tools/kics/go.mod, a module of its own, built
