@@ -61,7 +61,10 @@ lint:
 ## once into bin/kics), failing on any finding not in tools/kics/exclusions.txt; then the Go tests that
 ## parse infra/ and the scripts for what the handler needs and for the Graph permission sets
 KICS        := bin/kics
-KICS_ASSETS  = $(shell cd tools/kics && $(GO) list -m -f '{{.Dir}}' github.com/Checkmarx/kics/v2)/assets
+# The queries and libraries come from the pinned module's source in the module cache (fetched through
+# the module proxy like any module; a no-op offline once cached), so a reused bin/kics never scans with
+# an empty query path after the cache was cleaned.
+KICS_ASSETS  = $(shell cd tools/kics && $(GO) mod download github.com/Checkmarx/kics/v2 && $(GO) list -m -f '{{.Dir}}' github.com/Checkmarx/kics/v2)/assets
 lint-infra: $(KICS)
 	$(KICS) scan --ci --no-progress --disable-secrets --type AzureResourceManager -p infra \
 		-q $(KICS_ASSETS)/queries --libraries-path $(KICS_ASSETS)/libraries \
