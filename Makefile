@@ -72,6 +72,9 @@ lint-infra: $(KICS)
 		-o dist/kics --report-formats json
 	$(GO) test $(GOFLAGS) -count=1 -run 'Infra|Bicep|Permission|Grant' ./handler/config/ ./handler/graph/
 
+# Cold build (empty GOCACHE, GOPROXY=off, -mod=readonly: the module cache alone suffices), measured
+# 2026-12-07 on the shared 2-core machine under load: 14 min 26 s wall, 514 s user + 171 s system CPU,
+# 1.9 GB peak memory, 1.3 GB of build cache. Later builds reuse bin/kics or the build cache.
 $(KICS): tools/kics/go.mod tools/kics/go.sum
 	cd tools/kics && $(GO) build -trimpath -o ../../$(KICS) github.com/Checkmarx/kics/v2/cmd/console
 
