@@ -63,7 +63,10 @@ lint:
 ## once into bin/kics), failing on any finding not in tools/kics/exclusions.txt; then the Go tests that
 ## parse infra/ and the scripts for what the handler needs and for the Graph permission sets
 KICS        := bin/kics
-KICS_ASSETS  = $(shell cd tools/kics && $(GO) list -m -f '{{.Dir}}' github.com/Checkmarx/kics/v2)/assets
+# The queries and libraries come from the pinned module's source in the module cache (fetched through
+# the module proxy like any module; a no-op offline once cached), so a reused bin/kics never scans with
+# an empty query path after the cache was cleaned.
+KICS_ASSETS  = $(shell cd tools/kics && $(GO) mod download github.com/Checkmarx/kics/v2 && $(GO) list -m -f '{{.Dir}}' github.com/Checkmarx/kics/v2)/assets
 lint-infra: $(KICS)
 	$(KICS) scan --ci --no-progress --disable-secrets --type AzureResourceManager -p infra \
 		-q $(KICS_ASSETS)/queries --libraries-path $(KICS_ASSETS)/libraries \
@@ -71,6 +74,9 @@ lint-infra: $(KICS)
 		-o dist/kics --report-formats json
 	$(GO) test $(GOFLAGS) -count=1 -run 'Infra|Bicep|Permission|Grant' ./handler/config/ ./handler/graph/
 
+# Cold build (empty GOCACHE, GOPROXY=off, -mod=readonly: the module cache alone suffices), measured
+# 2026-12-07 on the shared 2-core machine under load: 14 min 26 s wall, 514 s user + 171 s system CPU,
+# 1.9 GB peak memory, 1.3 GB of build cache. Later builds reuse bin/kics or the build cache.
 $(KICS): tools/kics/go.mod tools/kics/go.sum
 	cd tools/kics && $(GO) build -trimpath -o ../../$(KICS) github.com/Checkmarx/kics/v2/cmd/console
 
