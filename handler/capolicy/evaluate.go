@@ -469,7 +469,7 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	e.narrowing(c, add)
 	unrecognised(c.Unrecognised, addUnknown)
 	e.grant(p.GrantControls, add, addUnknown)
-	vals := unknownValues(p)
+	vals := append(slices.Clone(p.Unreadable), unknownValues(p)...)
 	if g := p.GrantControls; g != nil {
 		_, _, _, u := e.strength(g.AuthenticationStrength)
 		vals = append(vals, u...)

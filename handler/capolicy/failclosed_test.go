@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -247,4 +248,75 @@ func TestParseAuthenticationStrength(t *testing.T) {
 			t.Errorf("ParseAuthenticationStrength(%q): got no error, want one", bad)
 		}
 	}
+}
+
+// TestUnreadablePoliciesFailClosedPerPolicy puts a value of a JSON type the model does not expect
+// into a policy as Graph answers it: ParsePolicy refuses it, UnreadablePolicy keeps the policy's id,
+// name and state and names the value, and Evaluate fails that policy alone with UNRECOGNISED_VALUE
+// carrying the raw value, while a compliant policy beside it still makes the tenant compliant.
+func TestUnreadablePoliciesFailClosedPerPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		v          any
+		field      string
+		value      string
+	}{
+		{"conditions as a string", "conditions", "not an object", "conditions", `"not an object"`},
+		{"users as a number", "conditions.users", 5, "conditions.users", "5"},
+		{"a client app type that is an object", "conditions.clientAppTypes", []any{map[string]any{}}, "conditions.clientAppTypes", "[{}]"},
+		{"a built-in control that is a list", "grantControls.builtInControls", []any{[]any{"mfa"}}, "grantControls.builtInControls", `[["mfa"]]`},
+		{"grant controls as a list", "grantControls", []any{"mfa"}, "grantControls", `["mfa"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := graphPolicy(t)
+			setPath(m, tc.path, tc.v, false)
+			raw, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, perr := ParsePolicy(raw)
+			if perr == nil {
+				t.Fatalf("ParsePolicy accepted %s", raw)
+			}
+			p, ok := UnreadablePolicy(raw, perr)
+			if !ok {
+				t.Fatalf("UnreadablePolicy refused an object: %v", perr)
+			}
+			if p.ID != m["id"] || p.DisplayName != m["displayName"] || p.State != StateEnabled {
+				t.Errorf("head: got %q %q %v, want the policy's id, name and state", p.ID, p.DisplayName, p.State)
+			}
+			other := good(withID("a0000000-0000-4000-8000-0000000000ff", "Another MFA policy"))
+			rep := Evaluate(testTenant(p, other), testConfig())
+			if rep.Policies[0].Compliant {
+				t.Errorf("the unreadable policy passed")
+			}
+			if rep.Verdict != VerdictCompliant || !rep.Policies[1].Compliant {
+				t.Errorf("the other policy: verdict %s, compliant %v; want it still judged compliant", rep.Verdict, rep.Policies[1].Compliant)
+			}
+			var reason *Reason
+			for i, r := range rep.Policies[0].Reasons {
+				if r.Code == CodeUnrecognisedValue {
+					reason = &rep.Policies[0].Reasons[i]
+				}
+			}
+			if reason == nil {
+				t.Fatalf("reasons: got %v, want %s", codesOf(rep.Policies[0]), CodeUnrecognisedValue)
+			}
+			want := UnknownValue{Field: tc.field, Value: tc.value}
+			if len(reason.Unrecognised) == 0 || reason.Unrecognised[0] != want {
+				t.Errorf("unrecognised: got %+v, want %+v first", reason.Unrecognised, want)
+			}
+			if !strings.Contains(reason.Message, tc.field+" "+strconv.Quote(tc.value)) {
+				t.Errorf("message %q: want it to name %s and %s", reason.Message, tc.field, tc.value)
+			}
+		})
+	}
+	t.Run("a body that is not an object is not a policy", func(t *testing.T) {
+		for _, raw := range []string{`42`, `null`, `["x"]`} {
+			_, perr := ParsePolicy([]byte(raw))
+			if _, ok := UnreadablePolicy([]byte(raw), perr); ok {
+				t.Errorf("%s: read as a policy", raw)
+			}
+		}
+	})
 }

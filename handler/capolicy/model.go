@@ -60,6 +60,9 @@ type Policy struct {
 	Conditions        Conditions       `json:"conditions"`
 	GrantControls     *GrantControls   `json:"grantControls,omitempty"`
 	SessionControls   *SessionControls `json:"sessionControls,omitempty"`
+	// Unreadable names the value that kept a listed policy from being decoded at all (see
+	// UnreadablePolicy); the rest of such a policy is empty, and the rules fail it. Never written.
+	Unreadable []UnknownValue `json:"-"`
 }
 
 // MicrosoftManagedPrefix starts the display name of every Microsoft-managed policy.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -460,4 +461,104 @@ func (e *wireEnabled) model() *EnabledSetting {
 		return nil
 	}
 	return &EnabledSetting{IsEnabled: e.IsEnabled.v, Mode: string(e.Mode), Type: string(e.CloudAppSecurityType)}
+}
+
+// UnreadablePolicy stands for a policy Graph listed whose body is a JSON object that ParsePolicy
+// could not decode (a value of a JSON type the model does not expect, say conditions as a string).
+// One such policy must not stop every run, and must not pass: the result keeps the id, the display
+// name and the state when those can be read, and Unreadable names the value that could not be read,
+// as Graph sent it, so the rules fail that policy alone (UNRECOGNISED_VALUE) and every other policy
+// is still judged. ok is false when raw is not a JSON object at all: that is not a policy.
+func UnreadablePolicy(raw []byte, err error) (p Policy, ok bool) {
+	var head map[string]json.RawMessage
+	if json.Unmarshal(raw, &head) != nil || head == nil {
+		return Policy{}, false
+	}
+	text := func(key string) string {
+		var s string
+		if v, found := lookupKey(head, key); found && json.Unmarshal(v, &s) == nil {
+			return s
+		}
+		return ""
+	}
+	p.ID, p.DisplayName = text("id"), text("displayName")
+	if s := strings.TrimSpace(text("state")); s != "" {
+		if st, perr := ParseState(s); perr == nil {
+			p.State = st
+		} else {
+			p.UnrecognisedState = truncate(s, maxUnknownValue)
+		}
+	}
+	field, value := "policy", shortJSON(raw)
+	if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) && te.Field != "" {
+		field, value = te.Field, te.Value
+		if v, found := valueAt(head, strings.Split(te.Field, ".")); found {
+			value = shortJSON(v)
+		}
+	} else if path, v, found := failingPath(nil, head); found {
+		// A list decoder's own error names no path: find the property by decoding each alone.
+		field, value = strings.Join(path, "."), shortJSON(v)
+	}
+	p.Unreadable = []UnknownValue{{Field: field, Value: value}}
+	return p, true
+}
+
+// failingPath finds, under the object o at path, the deepest property that ParsePolicy refuses when
+// it is the only property of a policy, with its value. Keys are tried in sorted order.
+func failingPath(path []string, o map[string]json.RawMessage) ([]string, json.RawMessage, bool) {
+	keys := make([]string, 0, len(o))
+	for k := range o {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		at := append(slices.Clone(path), k)
+		if _, err := ParsePolicy(only(at, o[k])); err == nil {
+			continue
+		}
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(o[k], &inner) == nil && inner != nil {
+			if deeper, v, ok := failingPath(at, inner); ok {
+				return deeper, v, true
+			}
+		}
+		return at, o[k], true
+	}
+	return nil, nil, false
+}
+
+// only is a policy holding just v at path.
+func only(path []string, v json.RawMessage) []byte {
+	out := v
+	for i := len(path) - 1; i >= 0; i-- {
+		b, _ := json.Marshal(map[string]json.RawMessage{path[i]: out})
+		out = b
+	}
+	return out
+}
+
+// lookupKey finds key in o as encoding/json does: exactly, else regardless of case.
+func lookupKey(o map[string]json.RawMessage, key string) (json.RawMessage, bool) {
+	if v, ok := o[key]; ok {
+		return v, true
+	}
+	for k, v := range o {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// valueAt returns the raw JSON at a dotted path of object keys under o.
+func valueAt(o map[string]json.RawMessage, path []string) (json.RawMessage, bool) {
+	v, ok := lookupKey(o, path[0])
+	if !ok || len(path) == 1 {
+		return v, ok
+	}
+	var next map[string]json.RawMessage
+	if json.Unmarshal(v, &next) != nil || next == nil {
+		return nil, false
+	}
+	return valueAt(next, path[1:])
 }

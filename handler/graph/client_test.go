@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -876,7 +877,6 @@ func TestUnusualAnswersAreErrorsNotPanics(t *testing.T) {
 		{"a success answer without a value collection", graphfake.Fault{Status: 200, Body: `{"@odata.context":"x"}`}, 200, "MalformedResponse", true},
 		{"a blank success answer", graphfake.Fault{Status: 200, Body: " ", ContentType: "application/json"}, 200, "MalformedResponse", true},
 		{"a policy that is not an object", graphfake.Fault{Status: 200, Body: `{"value":[42]}`}, 0, "InvalidPolicy", false},
-		{"a policy whose list holds an object", graphfake.Fault{Status: 200, Body: `{"value":[{"id":"x","state":"enabled","conditions":{"clientAppTypes":[{}]}}]}`}, 0, "InvalidPolicy", false},
 		{"a nextLink to another host", graphfake.Fault{Status: 200, Body: `{"value":[],"@odata.nextLink":"https://elsewhere.example/v1.0/identity/conditionalAccess/policies?$skiptoken=2"}`}, 0, "InvalidPaging", false},
 	}
 	for _, tt := range tests {
@@ -893,6 +893,33 @@ func TestUnusualAnswersAreErrorsNotPanics(t *testing.T) {
 				t.Errorf("got status %d code %q retriable %v, want %d %q %v (%v)", ge.Status, ge.Code, ge.Retriable(), tt.status, tt.code, tt.retriable, ge)
 			}
 		})
+	}
+}
+
+// A policy whose list holds an object is not an error of the list: ListPolicies and GetPolicy read
+// it as a policy the rules fail alone, naming the property and the value Graph sent.
+func TestAPolicyWhoseValuesCannotBeDecodedIsReadAlone(t *testing.T) {
+	const body = `{"id":"x","displayName":"Odd lists","state":"enabled","conditions":{"clientAppTypes":[{}]}}`
+	want := []capolicy.UnknownValue{{Field: "conditions.clientAppTypes", Value: "[{}]"}}
+	e := setup(t, graphfake.Options{}, "compliant.json", nil)
+	e.srv.Inject(graphfake.Fault{Match: "GET " + policiesPath, Status: 200, Times: 1, Body: `{"value":[` + body + `]}`})
+	ps, err := e.c.ListPolicies(context.Background())
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("list: %d policies, %v; want the one policy", len(ps), err)
+	}
+	if p := ps[0]; p.ID != "x" || p.DisplayName != "Odd lists" || p.State != capolicy.StateEnabled || !reflect.DeepEqual(p.Unreadable, want) {
+		t.Errorf("list: got %+v, want x named, enabled, unreadable at %+v", p, want)
+	}
+	e.srv.Inject(graphfake.Fault{Match: "GET " + policiesPath + "/x", Status: 200, Times: 1, Body: body})
+	p, err := e.c.GetPolicy(context.Background(), "x")
+	if err != nil || !reflect.DeepEqual(p.Unreadable, want) {
+		t.Errorf("get: %+v, %v; want unreadable at %+v", p, err, want)
+	}
+	rep := capolicy.Evaluate(capolicy.Tenant{Policies: ps}, capolicy.Config{})
+	if rep.Compliant || !slices.ContainsFunc(rep.Policies[0].Reasons, func(r capolicy.Reason) bool {
+		return r.Code == capolicy.CodeUnrecognisedValue && reflect.DeepEqual(r.Unrecognised, want)
+	}) {
+		t.Errorf("verdict %s, reasons %+v: want it to fail with %s naming %+v", rep.Verdict, rep.Policies[0].Reasons, capolicy.CodeUnrecognisedValue, want)
 	}
 }
 
@@ -1241,9 +1268,9 @@ func TestErrorsDescribeTheirCause(t *testing.T) {
 			[]string{"Graph is throttling caguard (it answered 429 to list the Conditional Access policies)"}, true},
 		{"a dropped connection says Graph could not be reached", graphfake.Options{}, &graphfake.Fault{Drop: true},
 			[]string{"Graph could not be reached to list the Conditional Access policies"}, true},
-		{"a policy that cannot be parsed is named", graphfake.Options{}, &graphfake.Fault{Status: 200,
-			Body: `{"value":[{"id":"p-broken","displayName":"Broken MFA","state":"enabled","conditions":{"users":{"includeUsers":true}}}]}`},
-			[]string{`policy "Broken MFA" (p-broken) could not be parsed: parse policy: `, "want a list"}, false},
+		{"an item that is not a policy is named", graphfake.Options{}, &graphfake.Fault{Status: 200,
+			Body: `{"value":[{"id":"p-ok","state":"enabled"},"p-broken"]}`},
+			[]string{`a policy could not be parsed: parse policy: not a JSON object (item 1 of page 1)`}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,11 +41,17 @@ func writableField(f string) bool {
 
 // policyFromJSON parses a policy as Graph answered it. A missing or unknown state is not an error:
 // the policy keeps StateUnknown (never enabled) and the state as Graph wrote it, and the rules fail
-// that policy alone (STATE_UNKNOWN), so one state caguard does not know cannot stop every run. Only a
-// body that is not a policy at all is an error; it names the policy when the body says which.
+// that policy alone (STATE_UNKNOWN), so one state caguard does not know cannot stop every run. An
+// object whose values cannot be decoded (conditions as a string, say) is not an error either: it
+// becomes capolicy.UnreadablePolicy, which the rules fail alone (UNRECOGNISED_VALUE, naming the
+// value as Graph sent it). Only a body that is not a JSON object is an error; it names the policy
+// when the body says which.
 func policyFromJSON(raw []byte) (capolicy.Policy, error) {
 	p, err := capolicy.ParsePolicy(raw)
 	if err != nil {
+		if u, ok := capolicy.UnreadablePolicy(raw, err); ok {
+			return u, nil
+		}
 		return capolicy.Policy{}, fmt.Errorf("%s could not be parsed: %w", policyName(raw), err)
 	}
 	return p, nil

@@ -671,11 +671,12 @@ func TestReadTenantKeepsUnknownValuesForThePolicyVerdict(t *testing.T) {
 }
 
 // A 403 inside a 200 batch says, in words safe to show, which permission the app lacks; a policy
-// whose body is not a policy at all fails the read naming it.
+// whose values cannot be decoded is read as a policy that fails alone, naming the value Graph sent,
+// and every other policy is still judged; an item that is not a JSON object fails the read naming it.
 func TestReadTenantFailuresSayWhatFailed(t *testing.T) {
 	t.Run("403 in the batch", func(t *testing.T) {
 		tn := newTenantOf(1, 1, 2)
-		e, _ := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		e, ct := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
 		e.srv.Inject(graphfake.Fault{Match: "GET /v1.0/identity/conditionalAccess/policies", Status: 403, Code: "Authorization_RequestDenied"})
 		_, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
 		var ge *Error
@@ -685,18 +686,72 @@ func TestReadTenantFailuresSayWhatFailed(t *testing.T) {
 		if w := ge.Describe(); !strings.Contains(w, "403") || !strings.Contains(w, PermReadPolicies) {
 			t.Errorf("words %q: want the status and %s", w, PermReadPolicies)
 		}
+		// The 403 came inside the batch: one round trip, a POST /$batch, no request of its own.
+		batches, denied := 0, false
+		for _, c := range e.srv.Calls() {
+			if graphfake.IsBatch(c) {
+				batches++
+			}
+			denied = denied || c.Path == "/v1.0/identity/conditionalAccess/policies" && c.Batch != "" && c.Status == http.StatusForbidden
+		}
+		if n := ct.Count(); n != 1 || batches != 1 || !denied {
+			t.Errorf("round trips %d, batches %d, 403 inside a batch %v: want one batch holding the denied read", n, batches, denied)
+		}
 	})
-	t.Run("a body that is not a policy", func(t *testing.T) {
-		tn := newTenantOf(1, 1, 2)
+	t.Run("a policy whose values cannot be decoded", func(t *testing.T) {
+		tn := newTenantOf(2, 0, 0) // no group: the managed policy can then be compliant
 		tn.scenario.Policies = append(tn.scenario.Policies, json.RawMessage(`{"id":"p-broken","displayName":"Broken","state":"enabled","conditions":"not an object"}`))
+		e, ct := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		r, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
+		if err != nil {
+			t.Fatalf("read: %v, want the policies with the broken one kept", err)
+		}
+		if n := ct.Count(); n != 1 {
+			t.Errorf("round trips: %d, want 1", n)
+		}
+		if len(r.Policies) != 3 {
+			t.Fatalf("policies: got %d, want 3", len(r.Policies))
+		}
+		rep := capolicy.Evaluate(capolicy.Tenant{Policies: r.Policies, AuthenticationStrengths: r.Strengths},
+			capolicy.Config{BreakGlassUserIDs: tn.users, BreakGlassGroupIDs: tn.groups})
+		var broken, managed *capolicy.PolicyResult
+		for i := range rep.Policies {
+			switch rep.Policies[i].ID {
+			case "p-broken":
+				broken = &rep.Policies[i]
+			case managedPolicyID:
+				managed = &rep.Policies[i]
+			}
+		}
+		if broken == nil || managed == nil {
+			t.Fatalf("results %+v: want p-broken and the managed policy", rep.Policies)
+		}
+		if broken.DisplayName != "Broken" || broken.State != capolicy.StateEnabled || broken.Compliant {
+			t.Errorf("p-broken: %+v, want it named, enabled and failing", broken)
+		}
+		want := capolicy.UnknownValue{Field: "conditions", Value: `"not an object"`}
+		found := false
+		for _, rs := range broken.Reasons {
+			found = found || rs.Code == capolicy.CodeUnrecognisedValue && slices.Contains(rs.Unrecognised, want)
+		}
+		if !found {
+			t.Errorf("p-broken reasons %+v: want %s naming %+v", broken.Reasons, capolicy.CodeUnrecognisedValue, want)
+		}
+		if !managed.Compliant || !rep.Compliant {
+			t.Errorf("managed policy compliant %v, tenant %s: want the other policies still judged (%+v)", managed.Compliant, rep.Verdict, managed.Reasons)
+		}
+	})
+	t.Run("an item that is not an object", func(t *testing.T) {
+		tn := newTenantOf(1, 1, 2)
 		e, _ := counted(t, graphfake.Options{PageSize: 999}, tn.scenario, nil)
+		e.srv.Inject(graphfake.Fault{Match: "GET /v1.0/identity/conditionalAccess/policies", Status: 200, Body: `{"value":[42]}`})
 		_, err := e.c.ReadTenant(context.Background(), snapshot.Query{GroupIDs: tn.groups, UserIDs: tn.users})
 		var ge *Error
 		if !errors.As(err, &ge) || ge.Code != "InvalidPolicy" {
 			t.Fatalf("read: %v, want InvalidPolicy", err)
 		}
-		if w := ge.Describe(); !strings.Contains(w, `"Broken"`) || !strings.Contains(w, "p-broken") {
-			t.Errorf("words %q: want the policy named", w)
+		if w := ge.Describe(); !strings.Contains(w, "item 0 of page 1") {
+			t.Errorf("words %q: want the item named", w)
 		}
 	})
 }
