@@ -36,7 +36,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 }
 
 // Failure is a run that could not finish. Words say what failed (Graph answered 403 and which
-// permission is missing, storage is unreachable, which policy could not be parsed and why) without a
+// permission is missing, storage is unreachable, which listed item is not a policy at all) without a
 // token, a raw Graph answer or a SAS; Err is the cause, for the log and for errors.As (Retriable,
 // NotFound).
 type Failure struct {
