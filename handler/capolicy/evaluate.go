@@ -445,21 +445,7 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	}
 
 	// R1. Checked first so a report-only policy's first reason says so, but it does not stop the rest.
-	stateOK := false
-	switch p.State {
-	case StateEnabled:
-		stateOK = true
-	case StateReportOnly:
-		add(CodeStateReportOnly, msgStateReportOnly)
-	case StateDisabled:
-		add(CodeStateNotEnabled, msgStateNotEnabled)
-	default:
-		state, vals := "missing", []UnknownValue(nil)
-		if v := strings.TrimSpace(p.UnrecognisedState); v != "" {
-			state, vals = strconv.Quote(v)+notRecognised, []UnknownValue{{Field: "state", Value: v}}
-		}
-		addUnknown(CodeStateUnknown, render(msgStateUnknown, state), vals)
-	}
+	stateOK := stateReason(p, add, addUnknown)
 	stateReasons := len(rs)
 
 	c := &p.Conditions
@@ -469,14 +455,7 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	e.narrowing(c, add)
 	unrecognised(c.Unrecognised, addUnknown)
 	e.grant(p.GrantControls, add, addUnknown)
-	vals := append(slices.Clone(p.Unreadable), unknownValues(p)...)
-	if g := p.GrantControls; g != nil {
-		_, _, _, u := e.strength(g.AuthenticationStrength)
-		vals = append(vals, u...)
-	}
-	if len(vals) > 0 {
-		addUnknown(CodeUnrecognisedValue, render(msgUnrecognisedValue, unknownText(vals)), vals)
-	}
+	e.unknownReason(p, addUnknown)
 	if e.cfg.RequireExclusionReview && len(rs) == stateReasons {
 		e.exclusionReviews(c.Users, add)
 	}
@@ -488,6 +467,39 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	}
 	r.Reasons = rs
 	return r
+}
+
+// stateReason is R1: a policy that is not enabled gets a reason, and a state caguard does not know
+// fails this policy alone, naming the state as Graph wrote it. It reports whether the state is enabled.
+func stateReason(p *Policy, add func(code, msg string), addUnknown func(code, msg string, vals []UnknownValue)) bool {
+	switch p.State {
+	case StateEnabled:
+		return true
+	case StateReportOnly:
+		add(CodeStateReportOnly, msgStateReportOnly)
+	case StateDisabled:
+		add(CodeStateNotEnabled, msgStateNotEnabled)
+	default:
+		state, vals := "missing", []UnknownValue(nil)
+		if v := strings.TrimSpace(p.UnrecognisedState); v != "" {
+			state, vals = strconv.Quote(v)+notRecognised, []UnknownValue{{Field: "state", Value: v}}
+		}
+		addUnknown(CodeStateUnknown, render(msgStateUnknown, state), vals)
+	}
+	return false
+}
+
+// unknownReason fails the policy, in one reason, on every value caguard does not know: values that
+// could not be decoded, enum members it does not recognise, and those of its authentication strength.
+func (e *evaluator) unknownReason(p *Policy, addUnknown func(code, msg string, vals []UnknownValue)) {
+	vals := append(slices.Clone(p.Unreadable), unknownValues(p)...)
+	if g := p.GrantControls; g != nil {
+		_, _, _, u := e.strength(g.AuthenticationStrength)
+		vals = append(vals, u...)
+	}
+	if len(vals) > 0 {
+		addUnknown(CodeUnrecognisedValue, render(msgUnrecognisedValue, unknownText(vals)), vals)
+	}
 }
 
 // workload is R2.

@@ -136,21 +136,7 @@ func (e *evaluator) controlPolicy(c *Control, p *Policy) PolicyResult {
 	}
 
 	// As Evaluate's policy: the state first, and a state caguard does not know fails this policy alone.
-	stateOK := false
-	switch p.State {
-	case StateEnabled:
-		stateOK = true
-	case StateReportOnly:
-		add(CodeStateReportOnly, msgStateReportOnly)
-	case StateDisabled:
-		add(CodeStateNotEnabled, msgStateNotEnabled)
-	default:
-		state, vals := "missing", []UnknownValue(nil)
-		if v := strings.TrimSpace(p.UnrecognisedState); v != "" {
-			state, vals = strconv.Quote(v)+notRecognised, []UnknownValue{{Field: "state", Value: v}}
-		}
-		addUnknown(CodeStateUnknown, render(msgStateUnknown, state), vals)
-	}
+	stateOK := stateReason(p, add, addUnknown)
 	stateReasons := len(rs)
 
 	cond := &p.Conditions
@@ -169,14 +155,7 @@ func (e *evaluator) controlPolicy(c *Control, p *Policy) PolicyResult {
 		controlSession(c.Session, p.SessionControls, add)
 	}
 	// Every value caguard does not know fails the policy, for every control (fail closed).
-	vals := unknownValues(p)
-	if g := p.GrantControls; g != nil {
-		_, _, _, u := e.strength(g.AuthenticationStrength)
-		vals = append(vals, u...)
-	}
-	if len(vals) > 0 {
-		addUnknown(CodeUnrecognisedValue, render(msgUnrecognisedValue, unknownText(vals)), vals)
-	}
+	e.unknownReason(p, addUnknown)
 	if e.cfg.RequireExclusionReview && len(rs) == stateReasons {
 		e.exclusionReviews(cond.Users, add)
 	}
