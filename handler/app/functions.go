@@ -46,6 +46,9 @@ type Deps struct {
 	Filter   func(ctx context.Context) auditlog.Filter
 	TenantID string
 	Now      func() time.Time
+	// Fleet, when set, is the tenant registry's tenants: each trigger is routed to the reconciler of
+	// the tenant it concerns. Nil means Reconciler and TenantID alone, the single tenant.
+	Fleet Fleet
 }
 
 // Functions returns the three functions, ready for azfunc.NewServer.
