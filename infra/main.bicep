@@ -38,7 +38,7 @@
 //   exists too, as on every namespace, and nothing uses it.
 //
 // Microsoft Graph application permissions to grant the identity: infra/graph-permissions.json holds
-// them, one set per mode (alert always; remediate; reviews; users and signIns for --details), and is
+// them, one set per mode (alert always; remediate; reviews; users and signIns for --details; licences for --licences), and is
 // the single source of truth. scripts/grant-graph-permissions.sh grants them, the graphPermissions
 // output below lists what this deployment needs, and tests keep the script and README.md equal to it.
 
@@ -896,12 +896,13 @@ output packageContainerName string = packageContainer.name
 @description('ep1: blob name of the app package (the app runs from this blob). flex: the platform names its own blob.')
 output packageBlobName string = packageBlobName
 
-@description('Microsoft Graph application permissions to grant the identity (scripts/grant-graph-permissions.sh), from infra/graph-permissions.json: required always; remediate for REMEDIATION_MODE=remediate (--remediate); reviews unless EXCLUSION_REVIEW is off; optional to enrich exclusion reports (--details); grant, everything this deployment needs.')
+@description('Microsoft Graph application permissions to grant the identity (scripts/grant-graph-permissions.sh), from infra/graph-permissions.json: required always; remediate for REMEDIATION_MODE=remediate (--remediate); reviews unless EXCLUSION_REVIEW is off; optional to enrich exclusion reports (--details); licences when CONTROLS enables a control that needs a licence, user-risk-policy or sign-in-risk-policy (--licences); grant, everything this deployment needs.')
 output graphPermissions object = {
   required: graphPermissionSets.alert.permissions
   remediate: remediationMode == 'remediate' ? graphPermissionSets.remediate.permissions : []
   reviews: exclusionReview != 'off' ? graphPermissionSets.reviews.permissions : []
   optional: union(graphPermissionSets.users.permissions, graphPermissionSets.signIns.permissions)
+  licences: graphPermissionSets.licences.permissions
   grant: union(
     graphPermissionSets.alert.permissions,
     remediationMode == 'remediate' ? graphPermissionSets.remediate.permissions : [],

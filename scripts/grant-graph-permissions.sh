@@ -7,6 +7,7 @@
 #   remediate  --remediate   Policy.ReadWrite.ConditionalAccess, Application.Read.All, User.Read.All
 #   users      --details     User.Read.All
 #   signIns    --details     User.Read.All, AuditLog.Read.All
+#   licences   --licences    LicenseAssignment.Read.All
 #
 # Idempotent: roles the service principal already holds are skipped. Nothing is ever removed; a
 # write permission that is present without --remediate is reported, with the command to remove it.
@@ -31,11 +32,13 @@ SET_REMEDIATE=("Policy.ReadWrite.ConditionalAccess" "Application.Read.All" "User
 SET_USERS=("User.Read.All")
 # Reading sign-in activity (signInActivity) takes both, and an Entra ID P1 or P2 licence.
 SET_SIGNINS=("User.Read.All" "AuditLog.Read.All")
+# Reading the tenant's subscriptions (GET /subscribedSkus), for controls that need a licence.
+SET_LICENCES=("LicenseAssignment.Read.All")
 WRITE_ROLE="Policy.ReadWrite.ConditionalAccess"
 
 usage() {
   cat <<EOF
-Usage: $(basename "$0") [--remediate] [--details] [--no-reviews] [--application] [--dry-run] <principal-id>
+Usage: $(basename "$0") [--remediate] [--details] [--licences] [--no-reviews] [--application] [--dry-run] <principal-id>
 
 Grants the Microsoft Graph application permissions caguard needs to the service principal of its
 managed identity.
@@ -47,6 +50,9 @@ managed identity.
   --details        also grant ${SET_USERS[*]} ${SET_SIGNINS[*]:1}: the exclusion report then names
                    excluded accounts and shows their last sign-in. Read-only, but tenant-wide
                    (every user's profile, the sign-in logs), so it is opt-in.
+  --licences       also grant ${SET_LICENCES[*]}: read the tenant's subscriptions, so
+                   that a control needing a licence (the risk controls: Entra ID P2) reports
+                   LICENCE_MISSING when the tenant lacks it. Only for CONTROLS that enable one.
   --no-reviews     leave out ${SET_REVIEWS[*]} (EXCLUSION_REVIEW=off).
   --application    the principal is an app registration's service principal (caguard's
                    multi-tenant app in a customer tenant), not a managed identity.
@@ -67,6 +73,7 @@ die() {
 
 remediate=false
 details=false
+licences=false
 application=false
 reviews=true
 dry_run=false
@@ -75,6 +82,7 @@ while (($# > 0)); do
   case "$1" in
     --remediate) remediate=true ;;
     --details) details=true ;;
+    --licences) licences=true ;;
     --no-reviews) reviews=false ;;
     --application) application=true ;;
     --dry-run) dry_run=true ;;
@@ -171,6 +179,7 @@ want "${SET_ALERT[@]}"
 [[ "$reviews" != true ]] || want "${SET_REVIEWS[@]}"
 [[ "$remediate" != true ]] || want "${SET_REMEDIATE[@]}"
 [[ "$details" != true ]] || want "${SET_USERS[@]}" "${SET_SIGNINS[@]}"
+[[ "$licences" != true ]] || want "${SET_LICENCES[@]}"
 
 granted=0
 for role in "${wanted[@]}"; do

@@ -17,10 +17,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 usage() {
   cat <<USAGE
-Usage: $(basename "$0") --app-id <application id> [--remediate] [--details] [--no-reviews] [--check]
+Usage: $(basename "$0") --app-id <application id> [--remediate] [--details] [--licences] [--no-reviews] [--check]
 
   --app-id     the application (client) id of caguard's multi-tenant app registration.
-  --remediate, --details, --no-reviews
+  --remediate, --details, --licences, --no-reviews
                the permission sets to grant, as in grant-graph-permissions.sh.
   --check      change nothing; report what is missing and exit 1 if anything is.
 USAGE
@@ -42,7 +42,7 @@ while (($# > 0)); do
       app_id="$2"
       shift
       ;;
-    --remediate | --details | --no-reviews) grant_flags+=("$1") ;;
+    --remediate | --details | --licences | --no-reviews) grant_flags+=("$1") ;;
     --check) check=true ;;
     -h | --help)
       usage

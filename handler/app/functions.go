@@ -159,6 +159,9 @@ type ControlAnswer struct {
 	Policies  []capolicy.PolicyResult `json:"policies"`
 	Passing   []string                `json:"passing"`
 	Closest   string                  `json:"closest,omitempty"`
+	// Licence is, for a control that needs one, {required, servicePlan, servicePlanId, present};
+	// present is null when the tenant's subscriptions could not be read.
+	Licence *capolicy.LicenceStatus `json:"licence,omitempty"`
 }
 
 // controlAnswers are the controls of out, only the one named by only when set; ok is false when
@@ -170,7 +173,7 @@ func controlAnswers(out reconcile.Outcome, only string) (answers []ControlAnswer
 			continue
 		}
 		a := ControlAnswer{ID: c.ID, Title: c.Title, CIS: c.CIS, Guarded: c.Guarded, Compliant: c.Compliant, Verdict: c.Verdict,
-			Summary: c.Summary, Policies: c.Policies, Passing: c.Passing, Closest: c.Closest}
+			Summary: c.Summary, Policies: c.Policies, Passing: c.Passing, Closest: c.Closest, Licence: c.Licence}
 		if a.CIS == nil {
 			a.CIS = []capolicy.CISRef{}
 		}
@@ -291,7 +294,11 @@ func reportControls(cs []ControlAnswer) []report.Control {
 		for _, r := range c.CIS {
 			refs = append(refs, r.Benchmark+" "+r.Version+" "+r.Control)
 		}
-		out = append(out, report.Control{ID: c.ID, Title: c.Title, CIS: strings.Join(refs, "; "), Summary: c.Summary, Verdict: c.Verdict, Guarded: c.Guarded})
+		rc := report.Control{ID: c.ID, Title: c.Title, CIS: strings.Join(refs, "; "), Summary: c.Summary, Verdict: c.Verdict, Guarded: c.Guarded}
+		if l := c.Licence; l != nil {
+			rc.Licence, rc.LicenceKnown, rc.LicenceMissing = l.Required, l.Present != nil, l.Missing()
+		}
+		out = append(out, rc)
 	}
 	return out
 }

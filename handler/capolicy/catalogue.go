@@ -70,8 +70,20 @@ func admins() UserScope   { return UserScope{Roles: slices.Clone(AdminRoleTempla
 func allResources() Target {
 	return Target{Kind: TargetAllResources, Noun: "all resources"}
 }
+
 func grant(clauses ...[]string) *GrantRequirement { return &GrantRequirement{AllOf: clauses} }
 func anyOf(atoms ...string) []string              { return atoms }
+
+// planP2 is the licence of the risk-based controls. No other control needs more than Conditional
+// Access itself (Entra ID P1): authentication strengths, sign-in frequency, persistent browser
+// sessions, authentication flows and the device grants are Conditional Access features of P1 (Entra
+// docs, "Microsoft Entra licensing", Conditional Access). A compliant device also needs Intune to
+// mark devices compliant, but the managed-device controls accept a hybrid-joined device too, which
+// needs no Intune, so a tenant without Intune can still meet them.
+func planP2() *ServicePlan {
+	p := PlanEntraIDP2
+	return &p
+}
 
 // Catalogue returns every control caguard judges, the first being the one it has always guarded. The
 // slice and its controls are new on every call; the README's control table is generated from it.
@@ -162,6 +174,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients, UserRiskLevels: []string{"high"}},
 			Grant:      grant(anyOf(AtomMFA), anyOf(AtomPasswordChange)),
 			Exclusions: ExclusionsBreakGlass,
+			Licence:    planP2(),
 		},
 		{
 			ID:    ControlSignInRiskPolicy,
@@ -174,6 +187,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients, SignInRiskLevels: []string{"medium", "high"}},
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
+			Licence:    planP2(),
 		},
 		{
 			ID:    ControlManagedDeviceSignIn,
@@ -294,7 +308,7 @@ func quoteAll(s []string) []string {
 // writes it between the README's controls markers; a test holds the README to it).
 func CatalogueMarkdown() string {
 	var b strings.Builder
-	b.WriteString("| id | control | CIS | users | target | requires | guarded |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| id | control | CIS | users | target | requires | licence | guarded |\n|---|---|---|---|---|---|---|---|\n")
 	for _, c := range Catalogue() {
 		var cis []string
 		for _, r := range c.CIS {
@@ -326,12 +340,16 @@ func CatalogueMarkdown() string {
 				needs = append(needs, "persistent browser never")
 			}
 		}
+		licence := "Entra ID P1"
+		if c.Licence != nil {
+			licence = fmt.Sprintf("%s (`%s`)", c.Licence.Product, c.Licence.Name)
+		}
 		guarded := "judged"
 		if c.Guarded {
 			guarded = "judged, alerted, restored"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %s |\n", c.ID, c.Title, strings.Join(cis, "; "), users, target,
-			strings.Join(needs, " and "), guarded)
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s | %s | %s |\n", c.ID, c.Title, strings.Join(cis, "; "), users, target,
+			strings.Join(needs, " and "), licence, guarded)
 	}
 	return b.String()
 }

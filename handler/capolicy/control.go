@@ -29,6 +29,11 @@ type Control struct {
 	// Exclusions are the exclusions a covering policy may have. Every control allows exactly the
 	// configured break-glass users and groups (Config.BreakGlassUserIDs, BreakGlassGroupIDs).
 	Exclusions string `json:"exclusions"`
+	// Licence is the service plan the tenant must have for a policy to meet the control; nil when
+	// Conditional Access itself (Entra ID P1) is enough. caguard reads the tenant's subscriptions only
+	// when an enabled control names one, and a control whose plan the tenant lacks is non-compliant
+	// with LICENCE_MISSING.
+	Licence *ServicePlan `json:"licence,omitempty"`
 	// Guarded says whether caguard restores this control's policy (today only azure-management-mfa);
 	// the others are judged and reported.
 	Guarded bool `json:"guarded"`

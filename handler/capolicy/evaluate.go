@@ -80,6 +80,9 @@ type Tenant struct {
 	// ExclusionReviews maps an excluded user or group id to the access-review finding for it. Read
 	// only with Config.RequireExclusionReview; an excluded id missing from the map counts as unknown.
 	ExclusionReviews map[string]ExclusionReview
+	// Licences are the tenant's subscriptions, read only when an enabled control needs a licence;
+	// nil means not read (or refused), and a control's licence is then unknown.
+	Licences *Licences
 }
 
 // Verdict is the tenant-level outcome.

@@ -39,6 +39,7 @@ func ControlRules() []Rule {
 		{"C17", CodeRequirementNotImplied, "the grant controls imply the control's requirement: with `AND` one control meets each clause, with `OR` every alternative does", msgRequirementNotImplied},
 		{"C19", CodeSignInFrequencyNotMet, "sign-in frequency enabled for primary and secondary authentication, every time or at most the control's hours", msgSignInFrequencyNotMet},
 		{"C19", CodePersistentBrowserNotNever, "persistent browser session enabled with mode `never`", msgPersistentBrowserNotNever},
+		{"L", CodeLicenceMissing, "for a control that needs a licence (the risk controls: Entra ID P2): a working subscription of the tenant provides its service plan", msgLicenceMissing},
 	}
 }
 
@@ -48,6 +49,8 @@ type ControlReport struct {
 	Title   string   `json:"title"`
 	CIS     []CISRef `json:"cis"`
 	Guarded bool     `json:"guarded"`
+	// Licence is, for a control that needs one, the licence and whether the tenant has it.
+	Licence *LicenceStatus `json:"licence,omitempty"`
 	Report
 }
 
@@ -65,12 +68,23 @@ func EvaluateControl(t Tenant, cfg Config, c Control) ControlReport {
 	if c.Target.Kind == TargetApps && !c.Target.ConfiguredAzureManagement {
 		e.targets = c.Target.Apps
 	}
+	lic := licenceStatus(t, c)
 	rep := Report{Policies: make([]PolicyResult, len(t.Policies))}
 	for i := range t.Policies {
-		rep.Policies[i] = e.controlPolicy(&c, &t.Policies[i])
+		r := e.controlPolicy(&c, &t.Policies[i])
+		if lic.Missing() {
+			// Without the licence Entra does not apply the feature the control rests on (risk
+			// conditions without P2), so no policy meets it, however it reads.
+			r.Reasons = append(r.Reasons, Reason{Code: CodeLicenceMissing, Message: render(msgLicenceMissing, c.Licence.Product, c.Licence.Name)})
+			r.Compliant, r.MeetsAllButState = false, false
+		}
+		rep.Policies[i] = r
 	}
 	verdictFor(&rep, c)
-	return ControlReport{ID: c.ID, Title: c.Title, CIS: slices.Clone(c.CIS), Guarded: c.Guarded, Report: rep}
+	if lic.Missing() {
+		rep.Summary = licenceMissingSummary(c)
+	}
+	return ControlReport{ID: c.ID, Title: c.Title, CIS: slices.Clone(c.CIS), Guarded: c.Guarded, Licence: lic, Report: rep}
 }
 
 // verdictFor fills the tenant verdict of rep from its policies, as Evaluate does.

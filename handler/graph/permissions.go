@@ -57,6 +57,8 @@ var Calls = []Call{
 	// Directory.Read.All for applications, but callers report that User.Read.All loads users
 	// (microsoft-graph-docs-contrib issue 8798, November 2023); check on the first real deployment.
 	{Method: "POST", Path: "/directoryObjects/getByIds", Perms: []string{PermReadUsers}, Doc: "directoryobject-getbyids"},
+	// Only when an enabled control needs a licence (the risk controls: Entra ID P2).
+	{Method: "GET", Path: "/subscribedSkus", Perms: []string{PermReadLicences}, Doc: "subscribedsku-list"},
 	{Method: "POST", Path: "/$batch", Batch: true, Doc: "json-batching"},
 }
 

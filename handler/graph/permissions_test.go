@@ -180,6 +180,13 @@ func exercises() []exercise {
 			}
 			return firstErr(r.DefinitionsErr, r.Groups[breakGlassGroup].Err, r.UsersErr)
 		}},
+		{"read the tenant with its subscriptions, for a control that needs a licence", "ReadTenant", []string{"reviews", "licences"}, func(ctx context.Context, c *Client) error {
+			r, err := c.ReadTenant(ctx, snapshot.Query{GroupIDs: []string{breakGlassGroup}, Reviews: true, Licences: true})
+			if err != nil {
+				return err
+			}
+			return firstErr(r.DefinitionsErr, r.Groups[breakGlassGroup].Err, r.SKUsErr)
+		}},
 		{"read review instances in one batch", "ReadDetails", []string{"reviews"}, func(ctx context.Context, c *Client) error {
 			const def = "dddddddd-0000-0000-0000-000000000001"
 			d, err := c.ReadDetails(ctx, snapshot.DetailQuery{InstanceDefinitionIDs: []string{def}})
@@ -338,6 +345,9 @@ func TestNeedsLooksUpEachRequest(t *testing.T) {
 				"GET /users":                      {PermReadUsers, PermReadSignIns},
 				"POST /directoryObjects/getByIds": {PermReadUsers},
 			}, ""},
+		{"the subscriptions need LicenseAssignment.Read.All",
+			Request{Method: "GET", Path: "/subscribedSkus", Query: "$select=skuId,servicePlans"},
+			map[string][]string{"GET /subscribedSkus": {PermReadLicences}}, ""},
 		{"an unlisted path is an error",
 			Request{Method: "GET", Path: "/servicePrincipals"}, nil, "GET /servicePrincipals is not in graph.Calls"},
 		{"an unlisted method on a listed path is an error",

@@ -23,6 +23,7 @@ import (
 //	GET /users?$filter=id in (...)&$select=id,displayName,...         User.Read.All
 //	GET /users?$filter=id in (...)&$select=id,signInActivity          User.Read.All and AuditLog.Read.All (and Entra ID P1/P2)
 //	GET /identityGovernance/accessReviews/definitions[/{id}/instances] AccessReview.Read.All
+//	GET /subscribedSkus                                               LicenseAssignment.Read.All
 
 // ReadTenant reads phase one of a run in JSON batches: one round trip for the first page of
 // everything, and one more per further page of the longest read. It carries the Conditional
@@ -112,6 +113,13 @@ func (c *Client) ReadTenant(ctx context.Context, q snapshot.Query) (snapshot.Rea
 		reads = append(reads, defRead)
 	}
 
+	var skus []capolicy.SubscribedSku
+	var skuRead *batchRead
+	if q.Licences {
+		skuRead = subscribedSkusRead(&skus)
+		reads = append(reads, skuRead)
+	}
+
 	c.runBatches(ctx, cl, reads)
 
 	if polRead.err != nil {
@@ -129,6 +137,13 @@ func (c *Client) ReadTenant(ctx context.Context, q snapshot.Query) (snapshot.Rea
 			out.DefinitionsErr = defRead.err
 		} else {
 			out.Definitions = defs
+		}
+	}
+	if skuRead != nil {
+		if skuRead.err != nil {
+			out.SKUsErr = skuRead.err
+		} else {
+			out.SKUs = skus
 		}
 	}
 	return out, nil

@@ -69,6 +69,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, c claims, seg []s
 		} else {
 			s.getStrength(w, r, seg[2])
 		}
+	case is(0, "subscribedSkus") && len(seg) == 1:
+		s.listSubscribedSkus(w, r, c)
 	case is(0, "$batch") && len(seg) == 1:
 		if r.Method != http.MethodPost {
 			methodNotAllowed(w, r)

@@ -69,7 +69,8 @@ const (
 
 // allRoles is what a token carries when Options.Roles is nil: everything caguard may need.
 func allRoles() []string {
-	return []string{PermPolicyReadAll, PermPolicyReadWriteCA, PermGroupMemberReadAll, PermAccessReviewReadAll, PermUserReadAll, PermAuditLogReadAll}
+	return []string{PermPolicyReadAll, PermPolicyReadWriteCA, PermGroupMemberReadAll, PermAccessReviewReadAll, PermUserReadAll, PermAuditLogReadAll,
+		PermLicenseAssignmentReadAll}
 }
 
 const maxBody = 4 << 20

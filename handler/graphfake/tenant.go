@@ -30,6 +30,8 @@ type Scenario struct {
 	Users map[string]json.RawMessage `json:"users,omitempty"`
 	// AccessReviews are access review definitions with their instances; see reviews.go.
 	AccessReviews []AccessReview `json:"accessReviews,omitempty"`
+	// SubscribedSkus are subscribedSku objects, answered by GET /subscribedSkus; see licences.go.
+	SubscribedSkus []json.RawMessage `json:"subscribedSkus,omitempty"`
 }
 
 // Group is a security group. Members of type #microsoft.graph.group that are themselves seeded
@@ -70,6 +72,7 @@ type tenant struct {
 	strengthOrder []string
 	users         map[string]object
 	reviews       []accessReview
+	skus          []object
 }
 
 func newTenant(id string) tenant {
@@ -214,6 +217,9 @@ func (s *Server) Seed(sc Scenario) error {
 		t.putStrength(o)
 	}
 	if err := t.seedGovernance(sc, s.opts.Now()); err != nil {
+		return err
+	}
+	if err := t.seedSkus(sc); err != nil {
 		return err
 	}
 	s.mu.Lock()

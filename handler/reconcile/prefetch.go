@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -158,12 +159,18 @@ func (r *Reconciler) readBatched(ctx context.Context, tr TenantReader) (t capoli
 		UserIDs:    r.Policy.BreakGlassUserIDs,
 		Reviews:    x.Reader != nil && x.mode() != exclusion.ModeOff,
 		MaxMembers: r.maxMembers(),
+		// The subscriptions only when an enabled control needs a licence: the default run reads
+		// exactly what it always has.
+		Licences: capolicy.NeedsLicences(r.Controls),
 	}
 	rd, err := tr.ReadTenant(ctx, q)
 	if err != nil {
 		return t, nil, nil, fmt.Errorf("read conditional access policies: %w", err)
 	}
 	t = capolicy.Tenant{Policies: rd.Policies, AuthenticationStrengths: rd.Strengths, GroupMembers: map[string][]string{}}
+	if q.Licences {
+		t.Licences = r.licences(ctx, rd)
+	}
 	for _, g := range r.Policy.BreakGlassGroupIDs {
 		got, ok := rd.Groups[g]
 		switch {
@@ -240,4 +247,31 @@ func (r *Reconciler) readDetails(ctx context.Context, tr TenantReader, pre *pref
 	}
 	pre.details = d
 	pre.signIns = seen
+}
+
+// licences are the subscriptions phase one read, or nil (unknown) when Graph refused or failed them:
+// the controls that need a licence are then judged as if licensed, never as missing it, and the
+// log says so once per process, naming the permission a 403 asked for.
+func (r *Reconciler) licences(ctx context.Context, rd snapshot.Read) *capolicy.Licences {
+	if rd.SKUsErr == nil {
+		return &capolicy.Licences{SKUs: rd.SKUs}
+	}
+	if !r.warnedLicences.Swap(true) {
+		var needing []string
+		for _, c := range r.Controls {
+			if c.Licence != nil {
+				needing = append(needing, c.ID)
+			}
+		}
+		fields := []zap.Field{zap.Strings("controls", needing), zap.Error(rd.SKUsErr)}
+		var p interface{ MissingPermission() string }
+		if errors.As(rd.SKUsErr, &p) && p.MissingPermission() != "" {
+			fields = append(fields, zap.String("permission", p.MissingPermission()))
+			logctx.From(ctx, r.Log).Warn("tenant subscriptions not readable without the "+p.MissingPermission()+
+				" permission: the licence of these controls is unknown, and they are judged as if licensed", fields...)
+		} else {
+			logctx.From(ctx, r.Log).Warn("tenant subscriptions not read: the licence of these controls is unknown, and they are judged as if licensed", fields...)
+		}
+	}
+	return nil
 }

@@ -178,6 +178,8 @@ type Reconciler struct {
 
 	// warnedUserPermission is set once the missing User.Read.All permission has been logged.
 	warnedUserPermission atomic.Bool
+	// warnedLicences is set once the tenant's subscriptions could not be read: logged once per process.
+	warnedLicences atomic.Bool
 	// noSignIns is set once Graph said the tenant has no licence for sign-in activity: this process
 	// stops asking for it.
 	noSignIns atomic.Bool
@@ -310,6 +312,12 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 		reviewOnly:     report.Verdict != base.Verdict && base.Verdict == planReport.Verdict,
 		unreadableOnly: base.Verdict != planReport.Verdict}
 	out.Controls = r.judgeControls(tenant, report)
+	// A licence finding is news for whoever reads the alert, whichever control it is about.
+	for _, c := range out.Controls {
+		if c.Licence.Missing() {
+			out.Warnings = append(out.Warnings, c.Summary)
+		}
+	}
 	if ownerWarning != "" {
 		out.Warnings = append(out.Warnings, ownerWarning)
 	}

@@ -54,6 +54,10 @@ type Control struct {
 	ID, Title, CIS, Summary string
 	Verdict                 capolicy.Verdict
 	Guarded                 bool
+	// Licence names the licence the control needs ("" for none); LicenceMissing says the tenant
+	// lacks it, and LicenceKnown false that its subscriptions could not be read.
+	Licence                      string
+	LicenceKnown, LicenceMissing bool
 }
 
 //go:embed report.html.tmpl

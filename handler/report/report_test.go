@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -269,5 +270,52 @@ func TestControlsAreListedFailingFirst(t *testing.T) {
 	in.Controls = in.Controls[:1]
 	if b, _ = HTML(in); strings.Contains(string(b), "Controls (") {
 		t.Error("a single control got a controls section")
+	}
+}
+
+// A control's licence finding reads in words: missing, present, or unknown when the subscriptions
+// could not be read.
+func TestControlsNameTheirLicenceInWords(t *testing.T) {
+	in := compliantInput()
+	in.Controls = []Control{
+		{ID: "azure-management-mfa", Title: "MFA for Azure management", Verdict: capolicy.VerdictCompliant, Guarded: true},
+		{ID: "user-risk-policy", Title: "High user risk", Verdict: capolicy.VerdictNonCompliant,
+			Summary: `Licence missing: "High user risk" needs Microsoft Entra ID P2, which the tenant does not have.`,
+			Licence: "Microsoft Entra ID P2", LicenceKnown: true, LicenceMissing: true},
+		{ID: "sign-in-risk-policy", Title: "Sign-in risk", Verdict: capolicy.VerdictCompliant, Licence: "Microsoft Entra ID P2", LicenceKnown: true},
+	}
+	for _, tc := range []struct {
+		name  string
+		mod   func([]Control)
+		wants []string
+		not   []string
+	}{
+		{"missing and present", func([]Control) {}, []string{
+			`<span class="badge bad">licence missing</span> Licence missing: &#34;High user risk&#34; needs Microsoft Entra ID P2, which the tenant does not have.`,
+			"Needs Microsoft Entra ID P2, which the tenant has."}, []string{"could not be read"}},
+		{"unknown", func(cs []Control) {
+			cs[1].LicenceKnown, cs[1].LicenceMissing, cs[1].Summary = false, false, "Non-compliant."
+		}, []string{
+			"Needs Microsoft Entra ID P2; the tenant's subscriptions could not be read, so whether it has it is unknown."}, []string{"licence missing<"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := in
+			c.Controls = slices.Clone(in.Controls)
+			tc.mod(c.Controls)
+			b, err := HTML(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.wants {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(string(b), n) {
+					t.Errorf("page shows %q", n)
+				}
+			}
+		})
 	}
 }

@@ -29,6 +29,9 @@ type Query struct {
 	// MaxMembers caps the members kept with their details per group (all ids are kept regardless);
 	// zero means exclusion.DefaultMaxMembers.
 	MaxMembers int
+	// Licences asks for the tenant's subscriptions (GET /subscribedSkus) too: only when an enabled
+	// control needs a licence.
+	Licences bool
 }
 
 // Group is one group as read: its detail and every transitive member id, or the error that stopped the
@@ -60,6 +63,11 @@ type Read struct {
 	// Definitions are the access-review definitions (without instances) when Query.Reviews was set.
 	Definitions    []exclusion.Definition
 	DefinitionsErr error
+	// SKUs are the tenant's subscriptions when Query.Licences was set; SKUsErr says why they could
+	// not be read (for example 403 without LicenseAssignment.Read.All), and the licences are then
+	// unknown.
+	SKUs    []capolicy.SubscribedSku
+	SKUsErr error
 }
 
 // DetailQuery asks for phase two: what the evaluation found excluded beyond what phase one read.
