@@ -143,6 +143,11 @@ param managedPolicyName string = 'caguard: require MFA for Azure management'
 @description('SWEEP_SCHEDULE: NCRONTAB schedule (six fields, UTC) of the NightlySweep function.')
 param sweepSchedule string = '0 30 2 * * *'
 
+@description('TENANT_SWEEP_QUEUE: the Storage queue of the nightly fan-out (one message per registry tenant, read by TenantSweep); its poison queue is the same name with -poison. 3 to 56 lowercase letters, digits and single hyphens.')
+@minLength(3)
+@maxLength(56)
+param tenantSweepQueueName string = 'caguard-tenant-sweep'
+
 @description('TARGET_APP_IDS: comma-separated application ids the policy must cover. Empty: Windows Azure Service Management API only.')
 param targetAppIds string = ''
 
@@ -277,6 +282,9 @@ var roleStorageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var roleMonitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 var roleEventHubsDataReceiver = 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde'
 var roleEventHubsDataSender = '2b629674-e913-4c01-ae53-ef4638d8f975'
+var roleStorageQueueDataReader = '19e7f393-937e-4f77-808e-94535e297925'
+var roleStorageQueueDataMessageProcessor = '8a0f0c08-91a1-4084-bc3d-661d67233fed'
+var roleStorageQueueDataMessageSender = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
 
 // ---------------------------------------------------------------------------------------------
 // Identity
@@ -341,11 +349,67 @@ resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
   }
 }
 
+// The nightly fan-out: with a tenant registry, NightlySweep puts one message per tenant on the tenant
+// sweep queue (its queue output) and TenantSweep, triggered by it, sweeps one tenant per message;
+// TenantSweep writes what it gives up on, with the reason, to the poison queue (the name the queue
+// extension uses for its own poison moves). Without a registry both queues stay empty. Both exist
+// before the app starts, so that the identity needs no right to create queues.
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource tenantSweepQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: tenantSweepQueueName
+}
+
+resource tenantSweepPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${tenantSweepQueueName}-poison'
+}
+
+// Identity-based queue trigger and outputs (connection AzureWebJobsStorage, its __queueServiceUri):
+// the Functions docs name Storage Queue Data Reader and Message Processor for a trigger and Message
+// Sender for an output to an existing queue. Those three, rather than Storage Queue Data Contributor,
+// because Contributor also lets the identity create, delete and clear queues, which nothing here
+// needs: the template creates both queues. On the storage account, where the host also looks up the
+// queues it listens to.
+resource queueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleStorageQueueDataReader)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageQueueDataReader)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource queueProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleStorageQueueDataMessageProcessor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageQueueDataMessageProcessor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource queueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, roleStorageQueueDataMessageSender)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageQueueDataMessageSender)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // Host storage (AzureWebJobsStorage). Storage Blob Data Owner covers what the Functions host keeps
 // there (host keys, the primary-host and timer leases, Event Hubs checkpoints), the Flex app package
-// in app-package, and caguard's own single-writer lease and managed-policy record. No Queue role: queues
-// serve only blob triggers, which caguard does not have. This is the set Microsoft's Flex Consumption
-// samples grant by default (blob on, queue and table off).
+// in app-package, and caguard's own single-writer lease and managed-policy record. This is the set
+// Microsoft's Flex Consumption samples grant by default (blob on, queue and table off); the queue
+// roles below serve the nightly fan-out alone.
 resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, identity.id, roleStorageBlobDataOwner)
   scope: storage
@@ -648,6 +712,11 @@ var commonAppSettings = [
     name: 'SWEEP_SCHEDULE'
     value: sweepSchedule
   }
+  // --- the nightly fan-out: NightlySweep's queue output, TenantSweep's trigger and poison output ---
+  {
+    name: 'TENANT_SWEEP_QUEUE'
+    value: tenantSweepQueue.name
+  }
   // --- caguard handler (handler/config) ---
   {
     name: 'AZURE_TENANT_ID'
@@ -829,6 +898,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     auditReceiver
     appInsightsPublisher
     alertSender
+    // The fan-out's queues and the identity's rights on them (TENANT_SWEEP_QUEUE names the first).
+    tenantSweepPoisonQueue
+    queueReader
+    queueProcessor
+    queueSender
   ]
 }
 

@@ -7,8 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/caguard/caguard/handler/tenantqueue"
 )
 
 // The function.json files and host.json are contracts with the Functions host; these tests hold them
@@ -26,6 +30,7 @@ type binding struct {
 	Schedule      string   `json:"schedule"`
 	AuthLevel     string   `json:"authLevel"`
 	Methods       []string `json:"methods"`
+	QueueName     string   `json:"queueName"`
 }
 
 type functionJSON struct {
@@ -52,8 +57,8 @@ func readJSON(t *testing.T, path string, v any) {
 
 func TestFunctionDefinitions(t *testing.T) {
 	dirs, err := filepath.Glob("../../functions/*/function.json")
-	if err != nil || len(dirs) != 3 {
-		t.Fatalf("function folders %v (%v), want exactly three", dirs, err)
+	if err != nil || len(dirs) != 4 {
+		t.Fatalf("function folders %v (%v), want exactly four", dirs, err)
 	}
 	defs := map[string]functionJSON{}
 	for _, p := range dirs {
@@ -83,8 +88,22 @@ func TestFunctionDefinitions(t *testing.T) {
 	}
 
 	sw := defs[FuncNightlySweep]
-	if len(sw.Bindings) != 1 || sw.Bindings[0].Type != "timerTrigger" || sw.Bindings[0].Name != bindingTimer || sw.Bindings[0].Schedule != "%SWEEP_SCHEDULE%" {
+	if len(sw.Bindings) != 2 || sw.Bindings[0].Type != "timerTrigger" || sw.Bindings[0].Name != bindingTimer || sw.Bindings[0].Schedule != "%SWEEP_SCHEDULE%" {
 		t.Errorf("NightlySweep bindings %+v", sw.Bindings)
+	}
+	sweepQueue := binding{Type: "queue", Direction: "out", Name: bindingSweeps, QueueName: "%TENANT_SWEEP_QUEUE%", Connection: "AzureWebJobsStorage"}
+	if len(sw.Bindings) == 2 && !reflect.DeepEqual(sw.Bindings[1], sweepQueue) {
+		t.Errorf("NightlySweep output %+v, want %+v: the fan-out writes one message per tenant there", sw.Bindings[1], sweepQueue)
+	}
+
+	ts := defs[FuncTenantSweep]
+	trigger := binding{Type: "queueTrigger", Direction: "in", Name: bindingSweep, QueueName: "%TENANT_SWEEP_QUEUE%", Connection: "AzureWebJobsStorage", DataType: "string"}
+	poison := binding{Type: "queue", Direction: "out", Name: bindingPoison, QueueName: "%TENANT_SWEEP_QUEUE%-poison", Connection: "AzureWebJobsStorage"}
+	if len(ts.Bindings) != 2 || !reflect.DeepEqual(ts.Bindings[0], trigger) || !reflect.DeepEqual(ts.Bindings[1], poison) {
+		t.Errorf("TenantSweep bindings %+v, want the trigger %+v and the poison output %+v (the platform's poison queue is \"<queue>-poison\")", ts.Bindings, trigger, poison)
+	}
+	if ts.Retry != nil {
+		t.Errorf("TenantSweep retry %+v: queue triggers retry through the queue (visibilityTimeout, maxDequeueCount), not a retry policy", ts.Retry)
 	}
 
 	httpDef := defs[FuncEvaluate]
@@ -120,6 +139,13 @@ func TestHostJSON(t *testing.T) {
 			Version string `json:"version"`
 		} `json:"extensionBundle"`
 		Extensions struct {
+			Queues struct {
+				BatchSize         int    `json:"batchSize"`
+				NewBatchThreshold *int   `json:"newBatchThreshold"`
+				MaxDequeueCount   int    `json:"maxDequeueCount"`
+				VisibilityTimeout string `json:"visibilityTimeout"`
+				MessageEncoding   string `json:"messageEncoding"`
+			} `json:"queues"`
 			EventHubs struct {
 				MaxEventBatchSize int `json:"maxEventBatchSize"`
 				PrefetchCount     int `json:"prefetchCount"`
@@ -141,6 +167,50 @@ func TestHostJSON(t *testing.T) {
 	}
 	if eh := h.Extensions.EventHubs; eh.MaxEventBatchSize < 1 || eh.MaxEventBatchSize > 100 || eh.PrefetchCount < eh.MaxEventBatchSize {
 		t.Errorf("eventHubs %+v: the body limit admits 100 events; prefetch must cover a batch", eh)
+	}
+	q := h.Extensions.Queues
+	if q.MaxDequeueCount != tenantqueue.DefaultMaxDequeueCount {
+		t.Errorf("queues.maxDequeueCount %d, but TenantSweep takes delivery %d as the last: keep tenantqueue.DefaultMaxDequeueCount equal", q.MaxDequeueCount, tenantqueue.DefaultMaxDequeueCount)
+	}
+	if q.BatchSize < 1 || q.BatchSize > 32 || q.NewBatchThreshold == nil || *q.NewBatchThreshold < 0 {
+		t.Errorf("queues %+v: batchSize must be 1 to 32, and newBatchThreshold set", q)
+	}
+	if !regexp.MustCompile(`^00:[0-5][0-9]:[0-5][0-9]$`).MatchString(q.VisibilityTimeout) || q.VisibilityTimeout == "00:00:00" {
+		t.Errorf("queues.visibilityTimeout %q: want a pause of under an hour before a failed sweep is delivered again", q.VisibilityTimeout)
+	}
+	if q.MessageEncoding != "base64" {
+		t.Errorf("queues.messageEncoding %q: tenantqueue.MaxMessageBytes assumes base64", q.MessageEncoding)
+	}
+}
+
+// Every app setting a function.json names (%NAME%) must be set wherever the app runs: the host
+// refuses to load a function whose binding names an unresolved setting.
+func TestFunctionSettingsAreSetLocallyAndInAzure(t *testing.T) {
+	files, err := filepath.Glob("../../functions/*/function.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("function.json files %v (%v)", files, err)
+	}
+	var sample struct {
+		Values map[string]string `json:"Values"`
+	}
+	readJSON(t, "../../local.settings.sample.json", &sample)
+	bicep, err := os.ReadFile("../../infra/main.bicep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`%([A-Za-z_][A-Za-z0-9_]*)%`).FindAllStringSubmatch(string(b), -1) {
+			if sample.Values[m[1]] == "" {
+				t.Errorf("%s names %%%s%%, which local.settings.sample.json does not set", f, m[1])
+			}
+			if !strings.Contains(string(bicep), "name: '"+m[1]+"'") {
+				t.Errorf("%s names %%%s%%, which infra/main.bicep does not set", f, m[1])
+			}
+		}
 	}
 }
 

@@ -1,4 +1,4 @@
-// Package app defines caguard's three functions (AuditLogEvents, NightlySweep, Evaluate) on top of the
+// Package app defines caguard's functions (AuditLogEvents, NightlySweep, Evaluate, TenantSweep) on top of the
 // custom-handler protocol: each decodes its trigger, asks the reconciler for one run, and states the
 // outcome in the host's invocation log and, for Evaluate, in the HTTP answer.
 package app
@@ -49,14 +49,18 @@ type Deps struct {
 	// Fleet, when set, is the tenant registry's tenants: each trigger is routed to the reconciler of
 	// the tenant it concerns. Nil means Reconciler and TenantID alone, the single tenant.
 	Fleet Fleet
+	// Fanout configures the nightly fan-out over the tenant sweep queue (fanout.go).
+	Fanout Fanout
 }
 
-// Functions returns the three functions, ready for azfunc.NewServer.
+// Functions returns the functions, ready for azfunc.NewServer. TenantSweep idles on an empty queue
+// without a registry: nothing is enqueued then.
 func Functions(d Deps) []azfunc.Function {
 	return []azfunc.Function{
 		{Name: FuncAuditLogEvents, Handle: d.auditLogEvents, ScanString: d.scanEvents},
 		{Name: FuncNightlySweep, Handle: d.nightlySweep},
 		{Name: FuncEvaluate, HTTPOutput: bindingRes, Handle: d.evaluate},
+		{Name: FuncTenantSweep, Handle: d.tenantSweep},
 	}
 }
 
@@ -111,12 +115,16 @@ func (d Deps) auditLogEvents(ctx context.Context, inv *azfunc.Invocation) (*azfu
 }
 
 // nightlySweep reconciles unconditionally. A timer payload that cannot be read does not stop the sweep:
-// the sweep is the backstop for everything else.
+// the sweep is the backstop for everything else. With a tenant registry it enqueues one sweep per
+// tenant for TenantSweep instead (fanout.go).
 func (d Deps) nightlySweep(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Result, error) {
 	if t, err := inv.Timer(bindingTimer); err != nil {
 		inv.Log.Warn("timer payload unreadable; sweeping anyway", zap.Error(err))
 	} else if t.IsPastDue {
 		inv.Logf("timer is past due; sweeping now")
+	}
+	if d.Fleet != nil {
+		return d.fanOut(inv)
 	}
 	out, err := d.Reconciler.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerSweep, Act: true})
 	if err != nil {

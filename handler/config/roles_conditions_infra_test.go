@@ -28,6 +28,15 @@ var identityRoles = []struct {
 		"the AuditLogEvents trigger"},
 	{"Azure Event Hubs Data Sender", "2b629674-e913-4c01-ae53-ef4638d8f975", "alertHub", "deployAlertEventHub",
 		"the Event Hubs alert sink"},
+	// The nightly fan-out's queues, on both plans: Reader and Message Processor for the TenantSweep
+	// trigger, Message Sender for the NightlySweep and poison outputs. Not Storage Queue Data
+	// Contributor: the template creates the queues, so nothing needs to create, delete or clear one.
+	{"Storage Queue Data Reader", "19e7f393-937e-4f77-808e-94535e297925", "storage", "",
+		"the TenantSweep queue trigger"},
+	{"Storage Queue Data Message Processor", "8a0f0c08-91a1-4084-bc3d-661d67233fed", "storage", "",
+		"the TenantSweep queue trigger"},
+	{"Storage Queue Data Message Sender", "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a", "storage", "",
+		"NightlySweep's fan-out and TenantSweep's poison output"},
 }
 
 var (
@@ -144,5 +153,33 @@ func TestInfraConsumerGroupFollowsTheEventHubTier(t *testing.T) {
 	setting := regexp.MustCompile(`name: 'AUDIT_EVENTHUB_CONSUMER_GROUP'\s+value: (\w+)`).FindStringSubmatch(s)
 	if setting == nil || setting[1] != "auditTriggerConsumerGroup" {
 		t.Errorf("AUDIT_EVENTHUB_CONSUMER_GROUP must be set from auditTriggerConsumerGroup (the tier's group), got %v", setting)
+	}
+}
+
+// The fan-out's queues exist before the app (so no identity needs Storage Queue Data Contributor to
+// create them), the poison queue under the name the queue extension uses, and the app setting the
+// function.json files name is the queue the template creates.
+func TestInfraCreatesTheFanOutQueues(t *testing.T) {
+	src, err := os.ReadFile(bicepPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(src)
+	for _, want := range []string{
+		"param tenantSweepQueueName string = 'caguard-tenant-sweep'",
+		"resource tenantSweepQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@",
+		"resource tenantSweepPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@",
+		"name: '${tenantSweepQueueName}-poison'",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("%s lacks %q", bicepPath, want)
+		}
+	}
+	setting := regexp.MustCompile(`name: 'TENANT_SWEEP_QUEUE'\s+value: (\S+)`).FindStringSubmatch(s)
+	if setting == nil || setting[1] != "tenantSweepQueue.name" {
+		t.Errorf("TENANT_SWEEP_QUEUE must be the created queue's name (tenantSweepQueue.name), got %v", setting)
+	}
+	if strings.Contains(s, "974c5e8b-45b9-4653-ba55-5f855dd0fb88") {
+		t.Error("the template names Storage Queue Data Contributor; the fan-out needs Reader, Message Processor and Message Sender only")
 	}
 }

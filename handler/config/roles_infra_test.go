@@ -17,6 +17,9 @@ var neededRoles = []struct {
 	{"Storage Blob Data Owner", "b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "storage", "host keys, leases, checkpoints, the Flex package, caguard's writer lease and record"},
 	{"Azure Event Hubs Data Receiver", "a638d3c7-ab3a-418d-83e6-5f17a39d4fde", "auditHub", "the AuditLogEvents trigger reads the audit hub"},
 	{"Monitoring Metrics Publisher", "3913510d-42f4-4e42-8a64-420c390055eb", "appInsights", "telemetry with Entra authentication"},
+	{"Storage Queue Data Reader", "19e7f393-937e-4f77-808e-94535e297925", "storage", "the TenantSweep queue trigger looks up and peeks its queue"},
+	{"Storage Queue Data Message Processor", "8a0f0c08-91a1-4084-bc3d-661d67233fed", "storage", "the TenantSweep queue trigger receives and deletes messages"},
+	{"Storage Queue Data Message Sender", "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a", "storage", "NightlySweep enqueues a sweep per tenant; TenantSweep and the host write the poison queue"},
 }
 
 func TestBicepAssignsTheRolesTheHandlerNeeds(t *testing.T) {

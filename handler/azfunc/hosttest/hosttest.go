@@ -180,3 +180,52 @@ func HTTPData(binding, method, body string) map[string]any {
 func SysMetadata(method string) map[string]any {
 	return map[string]any{"sys": map[string]any{"MethodName": method, "UtcNow": time.Now().UTC().Format(time.RFC3339Nano), "RandGuid": "6b0e3c1a-2f4d-4e5b-9c8d-7a6b5c4d3e2f"}}
 }
+
+// QueueMessage is one delivery of a Storage queue message, as the queue extension describes it.
+type QueueMessage struct {
+	Text            string // the content, after the extension undid its base64 messageEncoding
+	ID              string
+	PopReceipt      string
+	DequeueCount    int
+	InsertionTime   time.Time
+	ExpirationTime  time.Time
+	NextVisibleTime time.Time
+}
+
+// QueueData is Data for a queueTrigger bound as a string: the message text, which the host
+// serialises once more, so it arrives as a JSON string.
+func QueueData(binding string, m QueueMessage) map[string]any {
+	return map[string]any{binding: m.Text}
+}
+
+// QueueMetadata is the Metadata the host sends for a queueTrigger delivery: the extension's binding
+// data (Id, PopReceipt and DequeueCount double-encoded, JSON inside a string, as the host's
+// GetHttpScriptInvocationContextValue does for primitives; the DateTimeOffset values as ISO-8601
+// strings with their offset), then the top-level properties of a JSON message, copied over them
+// (Utility.ApplyBindingData: a property named like a metadata key overwrites it), and sys.
+func QueueMetadata(method string, m QueueMessage) map[string]any {
+	md := SysMetadata(method)
+	enc := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	hostTime := func(t time.Time) string { return t.UTC().Truncate(time.Second).Format("2006-01-02T15:04:05-07:00") }
+	md["Id"] = enc(m.ID)
+	md["PopReceipt"] = enc(m.PopReceipt)
+	md["DequeueCount"] = enc(m.DequeueCount)
+	md["InsertionTime"] = hostTime(m.InsertionTime)
+	md["ExpirationTime"] = hostTime(m.ExpirationTime)
+	md["NextVisibleTime"] = hostTime(m.NextVisibleTime)
+	var props map[string]any
+	if json.Unmarshal([]byte(m.Text), &props) == nil {
+		for k, v := range props {
+			switch v.(type) {
+			case []any, nil:
+				// arrays are not copied; nulls are skipped
+			case map[string]any:
+				md[k] = v // objects arrive as objects
+			default:
+				b, _ := json.Marshal(v)
+				md[k] = string(b)
+			}
+		}
+	}
+	return md
+}
