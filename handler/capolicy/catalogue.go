@@ -101,6 +101,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlAllUsersMFA,
@@ -113,6 +114,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlBlockLegacyAuth,
@@ -125,6 +127,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: []string{"exchangeActiveSync", "other"}},
 			Grant:      grant(anyOf(AtomBlock)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlAdminSignInFrequency,
@@ -138,6 +141,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Session:    &SessionRequirement{SignInFrequencyMaxHours: 4, PersistentBrowserNever: true},
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlAdminPhishingResistantMFA,
@@ -150,6 +154,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomPhishingResistant)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlUserRiskPolicy,
@@ -162,6 +167,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients, UserRiskLevels: []string{"high"}},
 			Grant:      grant(anyOf(AtomMFA), anyOf(AtomPasswordChange)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlSignInRiskPolicy,
@@ -174,6 +180,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients, SignInRiskLevels: []string{"medium", "high"}},
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlManagedDeviceSignIn,
@@ -186,6 +193,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomCompliantDevice, AtomDomainJoinedDevice)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlManagedDeviceRegisterSecur,
@@ -198,6 +206,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomCompliantDevice, AtomDomainJoinedDevice)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlBlockDeviceCodeFlow,
@@ -211,6 +220,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{TransferMethods: []string{"deviceCodeFlow"}},
 			Grant:      grant(anyOf(AtomBlock)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlAdminPortalsMFA,
@@ -223,6 +233,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 	}
 }

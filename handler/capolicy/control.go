@@ -29,8 +29,8 @@ type Control struct {
 	// Exclusions are the exclusions a covering policy may have. Every control allows exactly the
 	// configured break-glass users and groups (Config.BreakGlassUserIDs, BreakGlassGroupIDs).
 	Exclusions string `json:"exclusions"`
-	// Guarded says whether caguard restores this control's policy (today only azure-management-mfa);
-	// the others are judged and reported.
+	// Guarded says whether caguard restores this control's policy (its DesiredFor definition, in
+	// report-only mode) when the control is enabled and REMEDIATION_MODE=remediate.
 	Guarded bool `json:"guarded"`
 }
 
