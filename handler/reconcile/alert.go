@@ -532,6 +532,9 @@ func (a Alert) controlHeading(h Heading) Heading {
 		name := a.policyName(act.PolicyID)
 		switch {
 		case act.Kind == ActionCreate:
+			if act.desired.DisplayName != "" {
+				name = strconv.Quote(act.desired.DisplayName)
+			}
 			h.What = fmt.Sprintf("Restored in report-only mode: no policy met %s, so caguard created %s in report-only mode.", q, name)
 		case act.State == capolicy.StateEnabled.String():
 			h.What = fmt.Sprintf("Restored: %s; caguard restored it, enabled, so %s is met again.", a.weakened(name), q)
