@@ -187,3 +187,28 @@ func TestControlAlertNamesTheControl(t *testing.T) {
 		t.Errorf("%d alerts sent, want one per control", len(sk.alerts))
 	}
 }
+
+// When the lock's storage fails, every control is judged and alerted, none is written, and the run
+// fails as retriable without a second, failure alert.
+func TestStorageDownBlocksEveryControlsRestore(t *testing.T) {
+	admin := control(t, capolicy.ControlAdminMFA)
+	store := &memStore{policies: []capolicy.Policy{managed(capolicy.StateEnabled)}}
+	sk := &sink{name: "test"}
+	r := newReconciler(store, true, sk)
+	r.Lock = failingLock{err: retryErr{}}
+	r.Controls = []capolicy.Control{control(t, capolicy.ControlAzureManagementMFA), admin}
+	out, err := r.Reconcile(context.Background(), Request{Trigger: TriggerSweep, Act: true})
+	if !isRetriable(err) {
+		t.Fatalf("got %v, want a retriable failure", err)
+	}
+	a := actionOf(t, out, admin.ID)
+	if a.Written || a.Kind != ActionCreate || !strings.Contains(a.Reason, "the restore was not attempted") {
+		t.Errorf("action %+v, want a create not attempted", a)
+	}
+	if len(store.created)+len(store.updates) != 0 {
+		t.Errorf("wrote without the lock: %d creates, %d updates", len(store.created), len(store.updates))
+	}
+	if len(sk.alerts) != 1 || sk.alerts[0].Control != admin.ID {
+		t.Errorf("alerts %+v, want the control's alone", sk.alerts)
+	}
+}
