@@ -2,9 +2,11 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/caguard/caguard/handler/auditlog"
 	"github.com/caguard/caguard/handler/capolicy"
 )
 
@@ -210,5 +212,70 @@ func TestStorageDownBlocksEveryControlsRestore(t *testing.T) {
 	}
 	if len(sk.alerts) != 1 || sk.alerts[0].Control != admin.ID {
 		t.Errorf("alerts %+v, want the control's alone", sk.alerts)
+	}
+}
+
+// A control whose verdict carries LICENCE_MISSING is skipped by the guarding: nothing is written,
+// and the action says why.
+func TestGuardingSkipsAControlWithoutLicence(t *testing.T) {
+	risk := control(t, capolicy.ControlUserRiskPolicy)
+	store := &memStore{}
+	r := newReconciler(store, true)
+	r.Controls = []capolicy.Control{risk}
+	tn := capolicy.Tenant{GroupMembers: map[string][]string{bgGroup: {bgUser}}}
+	rep := capolicy.Report{Verdict: capolicy.VerdictNonCompliant, Policies: []capolicy.PolicyResult{{ID: "p",
+		Reasons: []capolicy.Reason{{Code: capolicy.CodeLicenceMissing, Message: "Risk conditions need Microsoft Entra ID P2."}}}}}
+	out := Outcome{Controls: []capolicy.ControlReport{{ID: risk.ID, Report: rep}}}
+	err := r.guardControls(context.Background(), Request{Trigger: TriggerSweep, Act: true}, runMode{mayWrite: true}, &out,
+		guardRun{tenant: tn, planT: tn, users: &usersLookup{r: r}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := actionOf(t, out, risk.ID)
+	if a.Kind != ActionSkip || a.Written || !strings.Contains(a.Reason, capolicy.CodeLicenceMissing) {
+		t.Errorf("action %+v, want a skip naming the missing licence", a)
+	}
+	if len(store.created)+len(store.updates) != 0 {
+		t.Errorf("wrote %d creates and %d updates for a control the licence cannot serve", len(store.created), len(store.updates))
+	}
+}
+
+// touches routes an audit-event run: a policy record touches the controls its values meet or whose
+// policies it names; anything it cannot place touches every control.
+func TestTouches(t *testing.T) {
+	admin := guardFor(cfg(), control(t, capolicy.ControlAdminMFA))
+	legacy := guardFor(cfg(), control(t, capolicy.ControlBlockLegacyAuth))
+	adminJSON, err := json.Marshal(managedFor(admin.control, "aaaaaaaa-0000-4000-8000-00000000000a", capolicy.StateEnabled))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := capolicy.Tenant{GroupMembers: map[string][]string{bgGroup: {bgUser}}}
+	r := newReconciler(&memStore{}, true)
+	own := managedFor(legacy.control, "bbbbbbbb-0000-4000-8000-00000000000b", capolicy.StateReportOnly)
+	update := func(id string, old, new []byte) auditlog.Hint {
+		return auditlog.Hint{Kind: auditlog.KindPolicyUpdated, PolicyID: id, OldValue: old, NewValue: new}
+	}
+	tests := []struct {
+		name string
+		g    guard
+		h    []auditlog.Hint
+		want bool
+	}{
+		{"no hints (a sweep) touches every control", legacy, nil, true},
+		{"a value meeting the control touches it", admin, []auditlog.Hint{update("x", adminJSON, nil)}, true},
+		{"a value meeting another control does not", legacy, []auditlog.Hint{update("x", adminJSON, adminJSON)}, false},
+		{"the control's managed policy touches it", legacy, []auditlog.Hint{update(own.ID, adminJSON, adminJSON)}, true},
+		{"a record without values touches every control", legacy, []auditlog.Hint{update("x", nil, nil)}, true},
+		{"an unreadable value touches every control", legacy, []auditlog.Hint{update("x", []byte(`"conditions"`), nil)}, true},
+		{"a named location change touches every control", legacy, []auditlog.Hint{{Kind: auditlog.KindNamedLocation}}, true},
+		{"break-glass membership touches every control", legacy, []auditlog.Hint{{Kind: auditlog.KindBreakGlassMembership}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := tt.g.judge(tn)
+			if got := r.touches(Request{Trigger: TriggerAuditEvent, Hints: tt.h}, tt.g, rep, tn, &own); got != tt.want {
+				t.Errorf("touches: got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
