@@ -170,6 +170,11 @@ type ControlAnswer struct {
 	// Licence is, for a control that needs one, {required, servicePlan, servicePlanId, present};
 	// present is null when the tenant's subscriptions could not be read.
 	Licence *capolicy.LicenceStatus `json:"licence,omitempty"`
+	// Actions are what the run did, or would do, about this control's managed policy (for
+	// azure-management-mfa, the top-level actions); always an array.
+	Actions []reconcile.Action `json:"actions"`
+	// AlertID is the id of the alert the run sent about this control, if any.
+	AlertID string `json:"alertId,omitempty"`
 }
 
 // controlAnswers are the controls of out, only the one named by only when set; ok is false when
@@ -190,6 +195,14 @@ func controlAnswers(out reconcile.Outcome, only string) (answers []ControlAnswer
 		}
 		if a.Passing == nil {
 			a.Passing = []string{}
+		}
+		actions, al := out.ActionsFor(c.ID)
+		a.Actions = actions
+		if a.Actions == nil {
+			a.Actions = []reconcile.Action{}
+		}
+		if al != nil {
+			a.AlertID = al.ID
 		}
 		answers = append(answers, a)
 	}

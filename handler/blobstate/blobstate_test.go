@@ -502,3 +502,96 @@ func TestReadBlobFromAzurite(t *testing.T) {
 		t.Errorf("a blob over the bound: %v", err)
 	}
 }
+
+// Each control's managed policy has its own entry in the one record, written under the same lease:
+// setting one keeps the others and the default control's id, and a record written before the
+// catalogue reads as before.
+func TestOwnershipRecordPerControl(t *testing.T) {
+	a := emulator(t)
+	name := containerName(t)
+	s, reader := newStore(t, a, name), newStore(t, a, name)
+	ctx := context.Background()
+	const other = "bbbbbbbb-0000-4000-8000-00000000000b"
+
+	if err := s.SetControlPolicyID(ctx, "admin-mfa", policyID); !errors.Is(err, ErrNotHeld) {
+		t.Errorf("write without the lease: got %v, want ErrNotHeld", err)
+	}
+	held, unlock, err := s.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ControlPolicyIDs(held); err != nil || len(got) != 0 {
+		t.Fatalf("fresh blob: got %v, %v; want none", got, err)
+	}
+	if err := s.SetControlPolicyID(held, "Admin MFA", policyID); err == nil {
+		t.Error("recorded under a key that is not a control id")
+	}
+	if err := s.SetControlPolicyID(held, "admin-mfa", "caguard-policy"); err == nil {
+		t.Error("recorded an id that is not a policy id")
+	}
+	if err := s.SetManagedPolicyID(held, policyID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetControlPolicyID(held, "admin-mfa", strings.ToUpper(other)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetControlPolicyID(held, "block-device-code-flow", policyID); err != nil {
+		t.Fatal(err)
+	}
+	// Setting the default control's id again keeps the controls' entries.
+	if err := s.SetManagedPolicyID(held, policyID); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	got, err := reader.ControlPolicyIDs(ctx)
+	if err != nil || len(got) != 2 || got["admin-mfa"] != other || got["block-device-code-flow"] != policyID {
+		t.Errorf("another instance reads %v, %v; want both controls", got, err)
+	}
+	if id, err := reader.ManagedPolicyID(ctx); err != nil || id != policyID {
+		t.Errorf("default control: %q, %v; want %q", id, err, policyID)
+	}
+
+	// A record from before the catalogue.
+	if _, err := raw(t, a, name).Upload(ctx, streaming.NopCloser(strings.NewReader(`{"managedPolicyId":"`+policyID+`","recordedAt":"2026-01-02T03:04:05Z"}`)),
+		&blockblob.UploadOptions{HTTPHeaders: &blob.HTTPHeaders{}}); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := reader.ManagedPolicyID(ctx); err != nil || id != policyID {
+		t.Errorf("old record: %q, %v; want %q", id, err, policyID)
+	}
+	if got, err := reader.ControlPolicyIDs(ctx); err != nil || len(got) != 0 {
+		t.Errorf("old record: controls %v, %v; want none", got, err)
+	}
+
+	// A damaged entry is an error, and is not overwritten by a control's write.
+	if _, err := raw(t, a, name).Upload(ctx, streaming.NopCloser(strings.NewReader(`{"controls":`)), &blockblob.UploadOptions{HTTPHeaders: &blob.HTTPHeaders{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.ControlPolicyIDs(ctx); err == nil || retriable(err) {
+		t.Errorf("damaged record: %v, want a permanent error", err)
+	}
+	held, unlock, err = s.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if err := s.SetControlPolicyID(held, "admin-mfa", other); err == nil {
+		t.Error("a control's write replaced a damaged record")
+	}
+	if _, err := raw(t, a, name).Upload(ctx, streaming.NopCloser(strings.NewReader(`{"controls":{"admin-mfa":"../x"}}`)), &blockblob.UploadOptions{
+		HTTPHeaders: &blob.HTTPHeaders{}, AccessConditions: leaseOf(held)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.ControlPolicyIDs(ctx); err == nil || !strings.Contains(err.Error(), "not a control id and a policy id") {
+		t.Errorf("entry that is not a policy id: %v, want an error saying so", err)
+	}
+	if id, err := reader.ManagedPolicyID(ctx); err != nil || id != "" {
+		t.Errorf("default control beside a damaged control entry: %q, %v; want none, readable", id, err)
+	}
+}
+
+// leaseOf names the lease held carries, for a raw write to the leased blob.
+func leaseOf(held context.Context) *blob.AccessConditions {
+	id, _ := held.Value(leaseKey{}).(string)
+	return &blob.AccessConditions{LeaseAccessConditions: &blob.LeaseAccessConditions{LeaseID: &id}}
+}

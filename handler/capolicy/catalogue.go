@@ -113,6 +113,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlAllUsersMFA,
@@ -125,6 +126,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlBlockLegacyAuth,
@@ -137,6 +139,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: []string{"exchangeActiveSync", "other"}},
 			Grant:      grant(anyOf(AtomBlock)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlAdminSignInFrequency,
@@ -150,6 +153,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Session:    &SessionRequirement{SignInFrequencyMaxHours: 4, PersistentBrowserNever: true},
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlAdminPhishingResistantMFA,
@@ -162,6 +166,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomPhishingResistant)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlUserRiskPolicy,
@@ -175,6 +180,7 @@ func Catalogue() []Control {
 			Grant:      grant(anyOf(AtomMFA), anyOf(AtomPasswordChange)),
 			Exclusions: ExclusionsBreakGlass,
 			Licence:    planP2(),
+			Guarded:    true,
 		},
 		{
 			ID:    ControlSignInRiskPolicy,
@@ -188,6 +194,7 @@ func Catalogue() []Control {
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
 			Licence:    planP2(),
+			Guarded:    true,
 		},
 		{
 			ID:    ControlManagedDeviceSignIn,
@@ -200,6 +207,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomCompliantDevice, AtomDomainJoinedDevice)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlManagedDeviceRegisterSecur,
@@ -212,6 +220,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomCompliantDevice, AtomDomainJoinedDevice)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlBlockDeviceCodeFlow,
@@ -225,6 +234,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{TransferMethods: []string{"deviceCodeFlow"}},
 			Grant:      grant(anyOf(AtomBlock)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 		{
 			ID:    ControlAdminPortalsMFA,
@@ -237,6 +247,7 @@ func Catalogue() []Control {
 			Conditions: ControlConditions{ClientAppTypes: modernClients},
 			Grant:      grant(anyOf(AtomMFA)),
 			Exclusions: ExclusionsBreakGlass,
+			Guarded:    true,
 		},
 	}
 }

@@ -34,8 +34,8 @@ type Control struct {
 	// when an enabled control names one, and a control whose plan the tenant lacks is non-compliant
 	// with LICENCE_MISSING.
 	Licence *ServicePlan `json:"licence,omitempty"`
-	// Guarded says whether caguard restores this control's policy (today only azure-management-mfa);
-	// the others are judged and reported.
+	// Guarded says whether caguard restores this control's policy (its DesiredFor definition, in
+	// report-only mode) when the control is enabled and REMEDIATION_MODE=remediate.
 	Guarded bool `json:"guarded"`
 }
 

@@ -75,16 +75,30 @@ type FieldChange struct {
 const maxChanges = 20
 
 func (r *Reconciler) newAlert(req Request, out Outcome) Alert {
-	rep := out.Report
+	a := r.baseAlert(req, capolicy.ControlAzureManagementMFA, out.Report, out.Actions, out.Warnings)
+	a.NextStep = reviewStep(nextStep(out.Report, out.Actions, ""), out)
+	a.Exclusions = out.Exclusions
+	return finishAlert(a, out.Report)
+}
+
+// controlAlert is the alert about a control other than azure-management-mfa: its own verdict,
+// actions and warnings, naming it. The exclusion inventory belongs to the default control's alert.
+func (r *Reconciler) controlAlert(req Request, c capolicy.Control, rep capolicy.Report, co ControlOutcome) Alert {
+	a := r.baseAlert(req, c.ID, rep, co.Actions, co.Warnings)
+	a.NextStep = nextStep(rep, co.Actions, c.Title)
+	return finishAlert(a, rep)
+}
+
+func (r *Reconciler) baseAlert(req Request, control string, rep capolicy.Report, actions []Action, warnings []string) Alert {
 	a := Alert{
 		Time:     r.Now().UTC(),
 		TenantID: r.TenantID,
 		Trigger:  req.Trigger,
-		Control:  capolicy.ControlAzureManagementMFA,
+		Control:  control,
 		Verdict:  rep.Verdict,
 		Summary:  rep.Summary,
-		Actions:  out.Actions,
-		Warnings: out.Warnings,
+		Actions:  actions,
+		Warnings: warnings,
 	}
 	if f := closest(rep); f != nil {
 		a.Closest = f
@@ -95,8 +109,11 @@ func (r *Reconciler) newAlert(req Request, out Outcome) Alert {
 		}
 		a.Changes = append(a.Changes, changeOf(h))
 	}
-	a.NextStep = reviewStep(nextStep(rep, out.Actions), out)
-	a.Exclusions = out.Exclusions
+	return a
+}
+
+// finishAlert sets the alert's id, once everything that counts in it is set.
+func finishAlert(a Alert, rep capolicy.Report) Alert {
 	a.ID = alertID(a)
 	if notes := unrecognisedNotes(rep, a.Closest); len(notes) > 0 {
 		// Values caguard does not recognise failed policies other than the closest one: name them,
@@ -199,7 +216,9 @@ func policyChanges(oldJSON, newJSON []byte) []FieldChange {
 	return out
 }
 
-func nextStep(rep capolicy.Report, actions []Action) string {
+// nextStep is the alert's next step; title names a control other than azure-management-mfa ("" for
+// that one).
+func nextStep(rep capolicy.Report, actions []Action, title string) string {
 	for _, a := range actions {
 		if a.Written && !a.Performed {
 			still := "it could not be read back"
@@ -220,10 +239,20 @@ func nextStep(rep capolicy.Report, actions []Action) string {
 		}
 		return fmt.Sprintf("Review the report-only policy caguard restored (%s) and switch it to enabled when it is right.", a.PolicyID)
 	}
+	if title != "" && rep.Verdict != capolicy.VerdictCompliant {
+		for _, a := range actions {
+			if a.Kind == ActionSkip {
+				return "caguard wrote nothing for " + strconv.Quote(title) + ": " + a.Reason + "."
+			}
+		}
+	}
 	switch rep.Verdict {
 	case capolicy.VerdictPendingEnforcement:
 		return "Review the report-only " + pendingName(rep) + " and switch it on: it meets the control."
 	case capolicy.VerdictNonCompliant:
+		if title != "" {
+			return fmt.Sprintf("Meet %q: fix the closest policy, or run caguard with REMEDIATION_MODE=remediate.", title)
+		}
 		return "Restore MFA for the Windows Azure Service Management API: fix the closest policy, or run caguard with REMEDIATION_MODE=remediate."
 	}
 	return "None."
@@ -232,6 +261,11 @@ func nextStep(rep capolicy.Report, actions []Action) string {
 func alertID(a Alert) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s|%s|", a.TenantID, a.Verdict)
+	if a.Control != "" && a.Control != capolicy.ControlAzureManagementMFA {
+		// Two controls in the same state are different news; the default control's ids stay as
+		// they were before the catalogue.
+		fmt.Fprintf(h, "control:%s|", a.Control)
+	}
 	if a.Closest != nil {
 		codes := make([]string, 0, len(a.Closest.Reasons))
 		for _, r := range a.Closest.Reasons {
@@ -345,6 +379,9 @@ func onlyReviewReasons(rs []capolicy.Reason) bool {
 func (a Alert) Heading() Heading {
 	k := a.Kind()
 	h := Heading{Kind: k}
+	if a.Control != "" && a.Control != capolicy.ControlAzureManagementMFA {
+		return a.controlHeading(h)
+	}
 	switch k {
 	case AlertRestored:
 		act, _ := a.restore()
@@ -479,4 +516,51 @@ func reviewStepText(items []exclusion.Item) string {
 		parts = append(parts, part)
 	}
 	return "Keep the exclusions reviewed. " + strings.Join(parts, " ")
+}
+
+// controlHeading is Heading for a control other than azure-management-mfa: the same outcomes, in
+// words that name the control by its title.
+func (a Alert) controlHeading(h Heading) Heading {
+	title := a.Control
+	if c, ok := capolicy.ControlByID(a.Control); ok {
+		title = c.Title
+	}
+	q := strconv.Quote(title)
+	switch h.Kind {
+	case AlertRestored:
+		act, _ := a.restore()
+		name := a.policyName(act.PolicyID)
+		switch {
+		case act.Kind == ActionCreate:
+			if act.desired.DisplayName != "" {
+				name = strconv.Quote(act.desired.DisplayName)
+			}
+			h.What = fmt.Sprintf("Restored in report-only mode: no policy met %s, so caguard created %s in report-only mode.", q, name)
+		case act.State == capolicy.StateEnabled.String():
+			h.What = fmt.Sprintf("Restored: %s; caguard restored it, enabled, so %s is met again.", a.weakened(name), q)
+			h.Do = "Ask who changed it, and why."
+			return h
+		default:
+			h.What = fmt.Sprintf("Restored in report-only mode: %s; caguard restored it in report-only mode, so %s is not enforced yet.", a.weakened(name), q)
+		}
+		h.Do = "Review it and switch it on."
+	case AlertRestoreFailed:
+		act, _ := a.restore()
+		h.What = fmt.Sprintf("Restore did not hold: %s is NOT met; %s, and caguard's write did not make it meet the control.", q, a.weakened(a.policyName(act.PolicyID)))
+		h.Do = "Restore the policy by hand if the next run does not."
+	case AlertNotCompliant, AlertReviewOverdue:
+		if len(a.Changes) > 0 && a.Closest != nil {
+			h.What = fmt.Sprintf("%s is NOT met: %s, and caguard wrote nothing.", q, a.weakened(a.policyName(a.Closest.ID)))
+		} else {
+			h.What = fmt.Sprintf("%s is NOT met, and caguard wrote nothing.", q)
+		}
+		h.Do = "Fix the policy, or let caguard restore it (REMEDIATION_MODE=remediate)."
+	case AlertPending:
+		h.What = fmt.Sprintf("%s is in report-only mode: it is not enforced.", q)
+		h.Do = "Review the report-only policy and switch it on."
+	default:
+		h.What = fmt.Sprintf("%s is met.", q)
+		h.Do = "Nothing to do."
+	}
+	return h
 }

@@ -120,7 +120,8 @@ func withBreakGlass(c capolicy.Conditions, users, groups []string) capolicy.Cond
 // nothing is added and the warning says why. Users that an unreadable excluded group may cover are
 // put back only when the action writes anyway. t is the tenant as read (a group that answered 404 has
 // unknown members there); planT is the planner's view of it.
-func keepBreakGlass(a Action, own *capolicy.Policy, t, planT capolicy.Tenant, cfg capolicy.Config) (Action, []string) {
+func keepBreakGlass(g guard, a Action, own *capolicy.Policy, t, planT capolicy.Tenant) (Action, []string) {
+	cfg := g.cfg
 	if own == nil || (a.Kind != ActionNone && a.Kind != ActionUpdate) || slices.Contains(a.Fields, "conditions") {
 		return a, nil
 	}
@@ -143,7 +144,7 @@ func keepBreakGlass(a Action, own *capolicy.Policy, t, planT capolicy.Tenant, cf
 	}
 	next := base
 	next.Conditions = withBreakGlass(own.Conditions, users, groups)
-	if worse(*own, next, planT, cfg) {
+	if worse(g, *own, next, planT) {
 		return a, []string{fmt.Sprintf("the managed policy %s no longer excludes %s, but putting the exclusion back would make it fail the control; fix the break-glass settings", own.ID, lost)}
 	}
 	var cond []capolicy.Difference
@@ -167,11 +168,8 @@ func keepBreakGlass(a Action, own *capolicy.Policy, t, planT capolicy.Tenant, cf
 
 // worse reports whether next meets less of the control than cur: it fails where cur passes, or fails
 // on a rule other than its state where cur fails on its state alone.
-func worse(cur, next capolicy.Policy, t capolicy.Tenant, cfg capolicy.Config) bool {
-	judge := func(p capolicy.Policy) capolicy.PolicyResult {
-		return capolicy.Evaluate(capolicy.Tenant{Policies: []capolicy.Policy{p}, GroupMembers: t.GroupMembers,
-			AuthenticationStrengths: t.AuthenticationStrengths}, cfg).Policies[0]
-	}
+func worse(g guard, cur, next capolicy.Policy, t capolicy.Tenant) bool {
+	judge := func(p capolicy.Policy) capolicy.PolicyResult { return g.judgeOne(p, t).Policies[0] }
 	c, n := judge(cur), judge(next)
 	return (c.Compliant && !n.Compliant) || (c.MeetsAllButState && !n.MeetsAllButState)
 }

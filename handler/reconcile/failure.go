@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +30,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 	f := newFailure(err)
 	// A run that alerted before failing (storage down: judged, alerted, restore not attempted) has
 	// said it already; a second alert of the same run would only be noise.
-	if req.Act && out.Alert == nil {
+	if req.Act && out.Alert == nil && !slices.ContainsFunc(out.Guarding, func(c ControlOutcome) bool { return c.Alert != nil }) {
 		r.alertFailure(ctx, req, f)
 	}
 	return out, f

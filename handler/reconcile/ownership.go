@@ -10,11 +10,12 @@ import (
 // managed policy is found by its display name again (and adopted anew when that name is unique), and
 // it is not shared between instances.
 type MemoryOwnership struct {
-	mu sync.Mutex
-	id string
+	mu       sync.Mutex
+	id       string
+	controls map[string]string
 }
 
-var _ Ownership = (*MemoryOwnership)(nil)
+var _ ControlOwnership = (*MemoryOwnership)(nil)
 
 // ManagedPolicyID returns the recorded id, or "".
 func (m *MemoryOwnership) ManagedPolicyID(context.Context) (string, error) {
@@ -28,5 +29,27 @@ func (m *MemoryOwnership) SetManagedPolicyID(_ context.Context, id string) error
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.id = id
+	return nil
+}
+
+// ControlPolicyIDs returns a copy of the ids recorded per control.
+func (m *MemoryOwnership) ControlPolicyIDs(context.Context) (map[string]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]string, len(m.controls))
+	for k, v := range m.controls {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// SetControlPolicyID records id for control.
+func (m *MemoryOwnership) SetControlPolicyID(_ context.Context, control, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.controls == nil {
+		m.controls = map[string]string{}
+	}
+	m.controls[control] = id
 	return nil
 }

@@ -148,6 +148,9 @@ type Outcome struct {
 	// Controls is the verdict on each enabled catalogue control (Reconciler.Controls), in catalogue
 	// order; the guarded control's is Report itself.
 	Controls []capolicy.ControlReport
+	// Guarding is what the run did about each enabled control other than azure-management-mfa, in
+	// catalogue order (see ActionsFor).
+	Guarding []ControlOutcome
 }
 
 // Reconciler holds the dependencies of the loop. All fields are set by main.
@@ -306,6 +309,10 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 			return Outcome{}, fmt.Errorf("read the recorded managed policy %s: %w", recorded, err)
 		}
 	}
+	controlIDs, err := r.controlRecords(ctx, mode, &tenant)
+	if err != nil {
+		return Outcome{}, err
+	}
 	planT := planTenant(tenant, missing)
 	report, base, planReport, exclusions := r.evaluate(ctx, tenant, planT, pre)
 	out := Outcome{Report: report, Exclusions: exclusions,
@@ -329,7 +336,7 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 	planCfg := r.Policy
 	action := Plan(planReport, planT, planCfg, recorded)
 	own, _, _ := owned(planT.Policies, recorded, planCfg.ManagedName())
-	action, bgWarnings := keepBreakGlass(action, own, tenant, planT, planCfg)
+	action, bgWarnings := keepBreakGlass(defaultGuard(planCfg), action, own, tenant, planT)
 	out.Warnings = append(out.Warnings, bgWarnings...)
 	var gone []string
 	if writesConditions(action) && len(planCfg.BreakGlassUserIDs) > 0 {
@@ -368,7 +375,7 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 			action.Reason += "; the restore was not attempted: " + mode.blocked + "; the trigger retries"
 			out.restoreBlocked = true
 		default:
-			warnings, err := r.apply(ctx, &action, planT, own, missing, gone)
+			warnings, err := r.apply(ctx, defaultGuard(planCfg), &action, planT, own, missing, gone)
 			if err != nil {
 				return Outcome{}, err
 			}
@@ -381,12 +388,17 @@ func (r *Reconciler) run(ctx context.Context, req Request, mode runMode) (Outcom
 		zap.Int("policies", len(tenant.Policies)), zap.String("action", action.Kind), zap.Bool("written", action.Written), zap.Bool("performed", action.Performed))
 	r.logExclusions(ctx, out.Exclusions)
 
-	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed || action.Written || out.restoreBlocked || len(bgWarnings) > 0 || r.reviewAlert(req, out)) {
+	defaultBlocked := out.restoreBlocked
+	if req.Act && (out.Report.Verdict != capolicy.VerdictCompliant || action.Performed || action.Written || defaultBlocked || len(bgWarnings) > 0 || r.reviewAlert(req, out)) {
 		a := r.newAlert(req, out)
 		out.Alert = &a
 		if err := r.send(ctx, a); err != nil {
 			return out, err
 		}
+	}
+	users := &usersLookup{r: r, pre: pre}
+	if err := r.guardControls(ctx, req, mode, &out, guardRun{tenant: tenant, planT: planT, missing: missing, recorded: controlIDs, users: users}); err != nil {
+		return out, err
 	}
 	return out, nil
 }
@@ -450,7 +462,15 @@ func referencesStrength(ps []capolicy.Policy) bool {
 // is put back in report-only mode, and a missing one is created, only when no policy meets the
 // control in report-only mode; otherwise that policy is the one to switch on.
 func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config, recordedID string) Action {
-	desired := capolicy.Desired(cfg)
+	return planGuard(defaultGuard(cfg), rep, t, recordedID)
+}
+
+// planGuard is Plan for any control: rep is the verdict on g's control, recordedID the id recorded
+// for its managed policy. A managed policy an administrator switched on keeps enabled, except for a
+// control whose grant is block: caguard never writes an enforced blocking policy, so when such a
+// policy is enabled and fails, nothing is written and the reason says why.
+func planGuard(g guard, rep capolicy.Report, t capolicy.Tenant, recordedID string) Action {
+	desired := g.desired()
 	own, byName, skip := owned(t.Policies, recordedID, desired.DisplayName)
 	action := func(a Action) Action {
 		if own != nil {
@@ -468,11 +488,7 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config, recordedI
 	kind := ActionCreate
 	if own != nil {
 		kind = ActionUpdate
-		self := capolicy.Evaluate(capolicy.Tenant{
-			Policies:                []capolicy.Policy{*own},
-			GroupMembers:            t.GroupMembers,
-			AuthenticationStrengths: t.AuthenticationStrengths,
-		}, cfg).Policies[0]
+		self := g.judgeOne(*own, t).Policies[0]
 		if self.MeetsAllButState && rep.Verdict == capolicy.VerdictPendingEnforcement {
 			if own.State == capolicy.StateReportOnly {
 				return action(Action{Kind: ActionNone, Reason: "the managed policy meets the control in report-only mode; an administrator must switch it on"})
@@ -480,6 +496,10 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config, recordedI
 			return action(Action{Kind: ActionNone, Reason: pendingName(rep) + " meets the control in report-only mode; an administrator must switch it on"})
 		}
 		if own.State == capolicy.StateEnabled {
+			if g.control.Blocks() {
+				return action(Action{Kind: ActionSkip, Reason: fmt.Sprintf("the managed policy %s is enabled and its control blocks sign-ins; "+
+					"caguard never writes an enforced blocking policy, so it writes nothing: fix the policy by hand, or set it to report-only and caguard restores it", own.ID)})
+			}
 			// An administrator switched enforcement on: restoring the definition must not lower it.
 			desired.State = capolicy.StateEnabled
 		}
@@ -491,11 +511,7 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config, recordedI
 	}
 
 	// Never write a definition that would not meet the control: evaluate the policy as it would be.
-	check := capolicy.Evaluate(capolicy.Tenant{
-		Policies:                []capolicy.Policy{desired},
-		GroupMembers:            t.GroupMembers,
-		AuthenticationStrengths: t.AuthenticationStrengths,
-	}, cfg)
+	check := g.judgeOne(desired, t)
 	if check.Verdict == capolicy.VerdictNonCompliant {
 		return action(Action{Kind: ActionSkip, Reason: "restoring would not fix the tenant: " + firstReasons(check)})
 	}
@@ -509,7 +525,7 @@ func Plan(rep capolicy.Report, t capolicy.Tenant, cfg capolicy.Config, recordedI
 			Reason: reason, desired: desired}
 	}
 	diffs := capolicy.Diff(desired, *own)
-	fields := restoreFields(*own, desired, capolicy.TopLevelFields(diffs), t, cfg)
+	fields := restoreFields(g, *own, desired, capolicy.TopLevelFields(diffs), t)
 	if len(fields) == 0 {
 		return action(Action{Kind: ActionNone, Reason: "the managed policy already meets its definition where it matters"})
 	}
@@ -649,10 +665,10 @@ func (r *Reconciler) goneUser(ctx context.Context, id string) string {
 // meet the control, so that what an administrator added on top (a stricter AND control, session
 // controls) survives a restore. Only state, conditions and grant controls can decide the verdict; when
 // no subset of them is enough, all of them are restored.
-func restoreFields(actual, desired capolicy.Policy, differing []string, t capolicy.Tenant, cfg capolicy.Config) []string {
+func restoreFields(g guard, actual, desired capolicy.Policy, differing []string, t capolicy.Tenant) []string {
 	var relevant []string
 	for _, f := range differing {
-		if f == "state" || f == "conditions" || f == "grantControls" {
+		if containsField(g.verdictFields(), f) {
 			relevant = append(relevant, f)
 		}
 	}
@@ -672,17 +688,14 @@ func restoreFields(actual, desired capolicy.Policy, differing []string, t capoli
 				merged.Conditions = desired.Conditions
 			case "grantControls":
 				merged.GrantControls = desired.GrantControls
+			case "sessionControls":
+				merged.SessionControls = desired.SessionControls
 			}
 		}
 		if best != nil && len(subset) >= len(best) {
 			continue
 		}
-		rep := capolicy.Evaluate(capolicy.Tenant{
-			Policies:                []capolicy.Policy{merged},
-			GroupMembers:            t.GroupMembers,
-			AuthenticationStrengths: t.AuthenticationStrengths,
-		}, cfg)
-		if rep.Verdict != capolicy.VerdictNonCompliant {
+		if rep := g.judgeOne(merged, t); rep.Verdict != capolicy.VerdictNonCompliant {
 			best = subset
 		}
 	}
@@ -714,10 +727,17 @@ func firstReasons(rep capolicy.Report) string {
 // A write Graph refuses for good (a 4xx other than throttling) does not fail the run: the action says
 // so and the alert goes out, naming the break-glass objects that answered 404 (goneGroups,
 // goneUsers), the likeliest cause. A refusal a retry can fix fails the run, so the trigger retries.
-func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant, own *capolicy.Policy, goneGroups, goneUsers []string) (warnings []string, err error) {
+func (r *Reconciler) apply(ctx context.Context, g guard, a *Action, t capolicy.Tenant, own *capolicy.Policy, goneGroups, goneUsers []string) (warnings []string, err error) {
 	log := logctx.From(ctx, r.Log)
-	if err := checkBreakGlass(*a, r.Policy); err != nil {
+	if !g.isDefault() {
+		log = log.With(zap.String("control", g.control.ID))
+	}
+	if err := checkBreakGlass(*a, g.cfg); err != nil {
 		return nil, err
+	}
+	if enforcedBlock(*a, own) {
+		// Plan never builds such a write; this stops one if it ever did.
+		return nil, fmt.Errorf("refused to write policy %s: it would block sign-ins in enforced mode", a.PolicyID)
 	}
 	// refused returns err when a retry can help; otherwise it puts the refusal in the action's reason.
 	refused := func(err error) error {
@@ -738,11 +758,9 @@ func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant, ow
 			return nil, refused(fmt.Errorf("create managed policy: %w", err))
 		}
 		a.PolicyID = created.ID
-		if r.Owner != nil {
-			if err := r.Owner.SetManagedPolicyID(ctx, created.ID); err != nil {
-				log.Error("managed policy id not recorded", zap.String("policyId", created.ID), zap.Error(err))
-				warnings = append(warnings, fmt.Sprintf("could not record the created policy %s as the managed policy; it is found by its name until recorded", created.ID))
-			}
+		if _, err := r.record(ctx, g, created.ID); err != nil {
+			log.Error("managed policy id not recorded", zap.String("policyId", created.ID), zap.Error(err))
+			warnings = append(warnings, fmt.Sprintf("could not record the created policy %s as the managed policy; it is found by its name until recorded", created.ID))
 		}
 	case ActionUpdate:
 		if err := r.Store.UpdatePolicy(ctx, a.PolicyID, a.desired, a.Fields); err != nil {
@@ -753,16 +771,10 @@ func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant, ow
 	log.Warn("wrote the managed policy", zap.String("kind", a.Kind), zap.String("policyId", a.PolicyID),
 		zap.String("state", a.State), zap.Strings("fields", a.Fields))
 
-	judge := func(p capolicy.Policy) capolicy.Report {
-		return capolicy.Evaluate(capolicy.Tenant{
-			Policies:                []capolicy.Policy{p},
-			GroupMembers:            t.GroupMembers,
-			AuthenticationStrengths: t.AuthenticationStrengths,
-		}, r.Policy)
-	}
+	judge := func(p capolicy.Policy) capolicy.Report { return g.judgeOne(p, t) }
 	holds := func(p capolicy.Policy) bool {
 		if a.exclusionsOnly && own != nil {
-			return !worse(*own, p, t, r.Policy)
+			return !worse(g, *own, p, t)
 		}
 		rep := judge(p)
 		return rep.Verdict == capolicy.VerdictCompliant ||
@@ -771,14 +783,14 @@ func (r *Reconciler) apply(ctx context.Context, a *Action, t capolicy.Tenant, ow
 	got, err := r.readUntil(ctx, a.PolicyID, func(p capolicy.Policy) bool {
 		// Final when the write shows, or when the read differs from the policy as it was where the
 		// write changed it: Graph applied something else, which waiting does not change.
-		return holds(p) && lostNone(p, r.Policy, a) || (own != nil && !sameWhere(p, *own, a.Fields))
+		return holds(p) && lostNone(p, g.cfg, a) || (own != nil && !sameWhere(p, *own, a.Fields))
 	})
 	if err != nil {
 		log.Warn("the write could not be read back", zap.String("policyId", a.PolicyID), zap.Error(err))
 		a.Reason += "; Graph accepted the write but the policy could not be read back to confirm it held (the next run checks again)"
 		return warnings, nil
 	}
-	if !holds(got) || !lostNone(got, r.Policy, a) {
+	if !holds(got) || !lostNone(got, g.cfg, a) {
 		rep := judge(got)
 		if !a.exclusionsOnly {
 			a.Remaining = rep.Policies[0].Reasons

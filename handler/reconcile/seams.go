@@ -12,6 +12,19 @@ type Ownership interface {
 	SetManagedPolicyID(ctx context.Context, id string) error
 }
 
+// ControlOwnership is an Ownership that also records the managed policy of each catalogue control
+// other than azure-management-mfa, whose id stays with ManagedPolicyID. Without it those controls'
+// policies are found by their display names alone.
+type ControlOwnership interface {
+	Ownership
+	// ControlPolicyIDs returns the recorded id of each control's managed policy, by control id;
+	// a control with none recorded is absent.
+	ControlPolicyIDs(ctx context.Context) (map[string]string, error)
+	// SetControlPolicyID records id as the managed policy of control, after caguard created or
+	// adopted it.
+	SetControlPolicyID(ctx context.Context, control, id string) error
+}
+
 // WriterLock lets one reconcile that may write run at a time across every instance of the app: Flex
 // Consumption runs the event, timer and HTTP functions on separate instances, so an in-process mutex
 // alone cannot stop two runs from both creating the managed policy.

@@ -169,7 +169,18 @@ func run() error {
 				continue
 			}
 			writes++
-			fmt.Printf("%s %s -> %d %s\n", c.Method, c.Path, c.Status, compact(c.Body, 400))
+			// With every control guarded there is a write per control: name the policy first, so the
+			// list reads as which policy was written, then the body.
+			var named struct {
+				DisplayName string `json:"displayName"`
+			}
+			_ = json.Unmarshal(c.Body, &named)
+			if named.DisplayName == "" {
+				if raw, ok := fake.Policy(c.Path[strings.LastIndex(c.Path, "/")+1:]); ok {
+					_ = json.Unmarshal(raw, &named)
+				}
+			}
+			fmt.Printf("%s %s -> %d %q\n    %s\n", c.Method, c.Path, c.Status, named.DisplayName, compact(c.Body, 240))
 		}
 	}
 	if writes == 0 {
@@ -235,6 +246,11 @@ func evaluate(h *hosttest.Host, method string) error {
 			CIS     []struct {
 				Benchmark, Control string
 			} `json:"cis"`
+			Actions []struct {
+				Kind      string `json:"kind"`
+				Performed bool   `json:"performed"`
+				State     string `json:"state"`
+			} `json:"actions"`
 		} `json:"controls"`
 		Error string `json:"error"`
 	}
@@ -267,7 +283,17 @@ func evaluate(h *hosttest.Host, method string) error {
 			if c.Guarded {
 				guarded = ", guarded"
 			}
-			fmt.Printf("  %-20s %s (CIS %s%s)\n", c.Verdict, c.ID, strings.Join(refs, ", "), guarded)
+			did := ""
+			for _, a := range c.Actions {
+				switch {
+				case a.Kind == "none":
+				case a.Performed:
+					did += fmt.Sprintf(" -> %s, %s", a.Kind, a.State)
+				default:
+					did += " -> " + a.Kind + " (not written)"
+				}
+			}
+			fmt.Printf("  %-20s %s (CIS %s%s)%s\n", c.Verdict, c.ID, strings.Join(refs, ", "), guarded, did)
 		}
 	}
 	for _, act := range ans.Actions {
