@@ -34,6 +34,7 @@ func TestGuardAllControlsKeepsTheBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(fake.Close)
+	withEntraP2(t, fake)
 	c, err := graph.New(graph.Options{BaseURL: fake.GraphURL(), Credential: emulatorToken{fake}, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +86,7 @@ func TestGuardAllControlsKeepsTheBudget(t *testing.T) {
 // top-level actions stay those of azure-management-mfa.
 func TestEvaluateAnswersEachControlsActions(t *testing.T) {
 	h := start(t, "empty.json", map[string]string{"CONTROLS": "all"})
+	withEntraP2(t, h.fake)
 	status, body := h.evaluate(t, http.MethodPost)
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %v", status, body)

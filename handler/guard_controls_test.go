@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/caguard/caguard/handler/graphfake"
 	"net/http"
 	"strings"
 	"testing"
@@ -20,12 +21,22 @@ import (
 func controlEnv(t *testing.T, c capolicy.Control) *tenantEnv {
 	t.Helper()
 	e := newTenant(t, "empty.json", nil)
+	withEntraP2(t, e.fake)
 	def, _ := capolicy.ControlByID(capolicy.ControlAzureManagementMFA)
 	e.rec.Controls = []capolicy.Control{def}
 	if c.ID != def.ID {
 		e.rec.Controls = append(e.rec.Controls, c)
 	}
 	return e
+}
+
+// withEntraP2 gives the tenant an Entra ID P2 subscription, so that the risk controls can be guarded
+// (licence_test.go covers a tenant without one).
+func withEntraP2(t *testing.T, fake *graphfake.Server) {
+	t.Helper()
+	if err := fake.SetSubscribedSkus(graphfake.SKU("AAD_PREMIUM_P2", "84a661c4-e949-4bd2-a560-ed7766fcaf2b", "Enabled", graphfake.ServicePlanEntraIDP2+":Success")); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // guarded returns the run's action about c, and its alert.
@@ -190,6 +201,7 @@ func TestGuardRestoresEveryControlsWeakenedPolicy(t *testing.T) {
 // No write caguard makes, for any control, leaves a policy enabled with a block grant.
 func TestGuardNeverWritesAnEnforcedBlock(t *testing.T) {
 	e := newTenant(t, "empty.json", nil)
+	withEntraP2(t, e.fake)
 	e.rec.Controls = capolicy.Catalogue()
 	e.reconcile(t)
 	for _, w := range e.writes() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -204,7 +205,9 @@ func TestGraphRoundTripBudgetWithEveryControl(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &reconcile.Reconciler{Store: c, Policy: cfg, TenantID: fake.TenantID(), Remediate: true, Now: time.Now,
+		// Alert mode: every catalogue control is guarded in remediate mode, and this tenant meets only
+		// the default one, so remediate would write; the budget is about a run that needs no write.
+		r := &reconcile.Reconciler{Store: c, Policy: cfg, TenantID: fake.TenantID(), Remediate: false, Now: time.Now,
 			Log: zap.NewNop(), Owner: &reconcile.MemoryOwnership{},
 			Exclusions: reconcile.Exclusions{Reader: c, Mode: exclusion.ModeReport, Grace: exclusion.DefaultGrace}}
 		if all {
@@ -250,18 +253,76 @@ func TestLicenceMissingAlertNamesIt(t *testing.T) {
 	if _, err := r.Reconcile(context.Background(), reconcile.Request{Trigger: reconcile.TriggerSweep, Act: true}); err != nil {
 		t.Fatalf("the run failed: %v", err)
 	}
-	if len(sink.got) != 1 {
-		t.Fatalf("%d alerts, want 1", len(sink.got))
+	// Every non-compliant control sends its own alert; the first control's alert carries every licence
+	// finding, and each risk control's own alert says that nothing was written for want of it.
+	var first *reconcile.Alert
+	byControl := map[string]reconcile.Alert{}
+	for i, a := range sink.got {
+		if a.Control == "" || a.Control == capolicy.ControlAzureManagementMFA {
+			if first != nil {
+				t.Fatalf("two alerts about %s", capolicy.ControlAzureManagementMFA)
+			}
+			first = &sink.got[i]
+			continue
+		}
+		byControl[a.Control] = a
+	}
+	if first == nil {
+		t.Fatalf("no alert about %s among %d", capolicy.ControlAzureManagementMFA, len(sink.got))
 	}
 	for _, id := range []string{capolicy.ControlUserRiskPolicy, capolicy.ControlSignInRiskPolicy} {
 		ctl, _ := capolicy.ControlByID(id)
 		want := `Licence missing: "` + ctl.Title + `" needs Microsoft Entra ID P2, which the tenant does not have.`
 		found := false
-		for _, w := range sink.got[0].Warnings {
+		for _, w := range first.Warnings {
 			found = found || w == want
 		}
 		if !found {
-			t.Errorf("alert warnings %q lack %q", sink.got[0].Warnings, want)
+			t.Errorf("alert warnings %q lack %q", first.Warnings, want)
 		}
+		own, ok := byControl[id]
+		if !ok {
+			t.Errorf("no alert about %s", id)
+			continue
+		}
+		if len(own.Actions) == 0 || own.Actions[0].Kind != reconcile.ActionSkip || !strings.Contains(own.Actions[0].Reason, capolicy.CodeLicenceMissing) {
+			t.Errorf("%s alert actions %+v, want a skip for %s", id, own.Actions, capolicy.CodeLicenceMissing)
+		}
+	}
+}
+
+// A tenant with no policy at all and no Entra ID P2: the risk controls' reports carry no policy
+// reason to hold the licence code, yet nothing is written for them, because no policy caguard could
+// write would take effect. The other controls are still created.
+func TestLicenceMissingWritesNothingOnAnEmptyTenant(t *testing.T) {
+	e := newTenant(t, "empty.json", nil)
+	e.rec.Controls = capolicy.Catalogue()
+	out := e.reconcile(t)
+	for _, id := range []string{capolicy.ControlUserRiskPolicy, capolicy.ControlSignInRiskPolicy} {
+		actions, _ := out.ActionsFor(id)
+		if len(actions) != 1 || actions[0].Kind != reconcile.ActionSkip || actions[0].Written {
+			t.Errorf("%s: actions %+v, want one skip, nothing written", id, actions)
+		}
+	}
+	created := 0
+	for _, w := range e.writes() {
+		if w.Method == http.MethodPost {
+			created++
+			var body struct {
+				Conditions struct {
+					UserRiskLevels   []string `json:"userRiskLevels"`
+					SignInRiskLevels []string `json:"signInRiskLevels"`
+				} `json:"conditions"`
+			}
+			if err := json.Unmarshal(w.Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			if len(body.Conditions.UserRiskLevels)+len(body.Conditions.SignInRiskLevels) > 0 {
+				t.Errorf("created a risk policy in a tenant without Entra ID P2: %s", w.Body)
+			}
+		}
+	}
+	if want := len(capolicy.Catalogue()) - 2; created != want {
+		t.Errorf("%d policies created, want %d (every control but the two risk ones)", created, want)
 	}
 }

@@ -160,7 +160,9 @@ func (r *Reconciler) guardControls(ctx context.Context, req Request, mode runMod
 		co := ControlOutcome{ID: c.ID, Routed: r.touches(req, g, rep, gr.tenant, own)}
 		var action Action
 		bgAlert := false
-		if lacksLicence(planRep) {
+		// A tenant with no policy at all has no reason to carry the code: the control's licence status
+		// says it too.
+		if out.Controls[i].Licence.Missing() || lacksLicence(planRep) {
 			action = Action{Kind: ActionSkip, Reason: "the tenant's licence does not cover what the control needs (" + capolicy.CodeLicenceMissing +
 				"); no policy caguard could write would take effect, so it writes nothing"}
 			if own != nil {
