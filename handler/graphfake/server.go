@@ -3,41 +3,32 @@
 // clients cannot tell it from the service.
 //
 // Contract:
-//
 //   - It listens on plain HTTP, by default on 127.0.0.1 with a random port. Graph lives under
 //     GraphURL() (URL() + "/v1.0"); the managed-identity token endpoint is IdentityEndpoint() and expects
 //     the IdentityHeader() secret in X-IDENTITY-HEADER, as App Service does.
-//
 //   - Every Graph request needs "Authorization: Bearer <token>" with a token this server issued and that
 //     has not expired; anything else is a 401 OData error. Tokens are JWT-shaped (header.payload.sig,
 //     base64url) and carry oid, tid, appid and roles claims. When Options.Roles is set, an operation
 //     whose permission is missing from the token answers 403, so least privilege can be tested.
-//
 //   - Collections answer in small pages (Options.PageSize, default 2) with an absolute @odata.nextLink.
 //     Request bodies may be gzip-compressed (the SDK compresses every body). Errors are OData error
 //     bodies {"error":{"code","message","innerError"}}.
-//
 //   - Conditional Access policies: list, get, create (201 with the body; generated id and
 //     createdDateTime), PATCH (merged as Graph merges it: objects key by key at every level, lists and
 //     scalars replaced, an explicit null clears; answers 204), delete (204). Malformed JSON, an invalid
 //     state, an unknown property, or users and groups that do not exist are a 400; an unknown id is a
 //     404. grantControls.authenticationStrength is answered expanded from the strength's id, as Graph
 //     v1.0 does.
-//
 //   - Users (GET /users/{id}, $select honoured; 404 for an unknown id; GET /users filtered by id):
 //     the seeded users and every user that is a group member.
-//
 //   - JSON batching (POST /$batch, every sub-request recorded and served like a request of its
 //     own) and POST /directoryObjects/getByIds; see batch.go.
-//
 //   - Groups' transitiveMembers (nested groups expanded, $select honoured) and authentication strength
 //     policies, with Microsoft's three built-in strengths always present.
-//
 //   - Every request is recorded (Calls) before any answer to it leaves, so a client that has seen its
 //     request fail or succeed finds it on record; faults can be injected (Inject): throttling, server
 //     errors, slow answers, dropped connections, malformed or message-less bodies, and writes whose
 //     body is partly ignored.
-//
 //   - Many tenants (fleet.go): a Fleet serves several tenants behind one Graph root, routing by the
 //     token's tid claim, with an Entra-shaped TLS authority issuing each tenant's tokens.
 //
