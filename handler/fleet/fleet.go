@@ -175,6 +175,7 @@ type member struct {
 	once sync.Once
 	rec  *reconcile.Reconciler
 	gc   *graph.Client
+	cred *tokenCause
 	err  error
 	mu   sync.Mutex
 	last *app.TenantRun
@@ -188,6 +189,7 @@ func (m *member) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 	err := m.err
 	if err == nil {
 		out, err = m.rec.Reconcile(ctx, req)
+		err = withTokenCause(err, m.cred.last())
 	}
 	run := app.RunOf(req.Trigger, m.f.o.Settings.Now(), out, err)
 	var sp string
@@ -226,9 +228,10 @@ func (m *member) build() {
 		m.err = &setupError{tenant: m.t.ID, err: fmt.Errorf("credential: %w", err)}
 		return
 	}
+	m.cred = &tokenCause{TokenCredential: cred}
 	gopts := o.Graph
 	gopts.TenantID = m.t.ID
-	gopts.Credential = cred
+	gopts.Credential = m.cred
 	gopts.HTTPClient = &http.Client{Transport: newGate(o.Transport, o.MaxInFlight)}
 	if gopts.Logger != nil {
 		gopts.Logger = gopts.Logger.With(zap.String("tenantId", m.t.ID))

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caguard/caguard/handler/azfunc/hosttest"
+	"github.com/caguard/caguard/handler/graphfake"
+)
+
+// Three customer tenants, each with its own break-glass account and mode, guarded by one handler
+// through the tenant registry; the handler runs in-process as the host starts it, the real Graph
+// client and azidentity talk to the emulated Graph and Entra authority of graphfake.Fleet.
+const (
+	tenantA = "a0000000-0000-4000-8000-00000000000a" // remediate, break-glass user bgA
+	tenantB = "b0000000-0000-4000-8000-00000000000b" // remediate, break-glass user bgB and group grpB
+	tenantC = "c0000000-0000-4000-8000-00000000000c" // alert, break-glass user bgC
+	homeTID = "d0000000-0000-4000-8000-00000000000d" // AZURE_TENANT_ID: not in the registry
+	bgA     = "a1111111-1111-4111-8111-11111111111a"
+	bgB     = "b1111111-1111-4111-8111-11111111111b"
+	grpB    = "b2222222-2222-4222-8222-22222222222b"
+	bgC     = "c1111111-1111-4111-8111-11111111111c"
+)
+
+type fleetHarness struct {
+	fleet  *graphfake.Fleet
+	host   *hosttest.Host
+	stderr *lockedBuffer
+}
+
+func user(upn string) json.RawMessage {
+	return json.RawMessage(`{"displayName":"Break-glass","userPrincipalName":"` + upn + `","accountEnabled":true}`)
+}
+
+func startFleet(t *testing.T) *fleetHarness {
+	t.Helper()
+	fl, err := graphfake.NewFleet(graphfake.FleetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fl.Close)
+	seeds := map[string]graphfake.Scenario{
+		tenantA: {Users: map[string]json.RawMessage{bgA: user("bg@a.example")}},
+		tenantB: {Users: map[string]json.RawMessage{bgB: user("bg@b.example")}, Groups: map[string]graphfake.Group{
+			grpB: {DisplayName: "Break-glass B", IsAssignableToRole: true, Members: []graphfake.Member{{ID: bgB, ODataType: "#microsoft.graph.user", UserPrincipalName: "bg@b.example"}}}}},
+		tenantC: {Users: map[string]json.RawMessage{bgC: user("bg@c.example")}},
+	}
+	for id, sc := range seeds {
+		if _, err := fl.Add(id, sc, graphfake.Options{PageSize: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := `{"tenants": [
+	  {"id": "` + tenantA + `", "displayName": "Adatum", "breakGlassUserIds": ["` + bgA + `"], "breakGlassGroupIds": [], "mode": "remediate"},
+	  {"id": "` + tenantB + `", "displayName": "Bellows", "breakGlassUserIds": ["` + bgB + `"], "breakGlassGroupIds": ["` + grpB + `"], "mode": "remediate"},
+	  {"id": "` + tenantC + `", "displayName": "Coho", "breakGlassUserIds": ["` + bgC + `"], "breakGlassGroupIds": []}
+	]}`
+	regFile := filepath.Join(t.TempDir(), "tenants.json")
+	if err := os.WriteFile(regFile, []byte(reg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	env := map[string]string{
+		"FUNCTIONS_CUSTOMHANDLER_PORT": strconv.Itoa(port),
+		"AZURE_TENANT_ID":              homeTID,
+		"AZURE_CLIENT_ID":              fl.ClientID(),
+		"AZURE_CLIENT_SECRET":          fl.ClientSecret(),
+		"AZURE_AUTHORITY_HOST":         fl.AuthorityURL(),
+		"GRAPH_BASE_URL":               fl.GraphURL(),
+		"GRAPH_RETRY_BUDGET":           "3s",
+		"REMEDIATION_MODE":             "alert", // the global mode: Coho takes it, the others override it
+		"TENANTS_FILE":                 regFile,
+	}
+	h := &fleetHarness{fleet: fl, stderr: &lockedBuffer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runWith(ctx, func(k string) string { return env[k] }, &lockedBuffer{}, h.stderr, seams{tokenTransport: fl.Client()})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run returned %v after shutdown", err)
+			}
+		case <-time.After(35 * time.Second):
+			t.Error("handler did not shut down")
+		}
+	})
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := hosttest.WaitReady(base, 10*time.Second, done); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, h.stderr.String())
+	}
+	h.host = &hosttest.Host{Base: base}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("handler stderr:\n%s", h.stderr.String())
+		}
+	})
+	return h
+}
+
+// eventOf is the weakened-policy audit event, as written in tenant id.
+func eventOf(t *testing.T, id string) string {
+	ev := strings.ReplaceAll(event(t, "event-policy-weakened.json"), graphfake.DefaultTenantID, id)
+	// Audit ids are unique per record; the same id twice in a batch is a duplicate delivery.
+	return strings.ReplaceAll(ev, "IPCGraph_7f3e0001", "IPCGraph_"+id[:8])
+}
+
+func (h *fleetHarness) audit(t *testing.T, bodies ...string) hosttest.Answer {
+	t.Helper()
+	a, err := h.host.Invoke("AuditLogEvents", hosttest.EventHubData("events", bodies...), hosttest.EventHubMetadata("AuditLogEvents", len(bodies)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (h *fleetHarness) evaluate(t *testing.T, query string, headers map[string]string) (int, string) {
+	t.Helper()
+	data := hosttest.HTTPData("req", http.MethodGet, "")
+	req := data["req"].(map[string]any)
+	if query != "" {
+		k, v, _ := strings.Cut(query, "=")
+		req["Query"].(map[string]string)[k] = v
+		req["Url"] = req["Url"].(string) + "&" + query
+	}
+	for k, v := range headers {
+		req["Headers"].(map[string][]string)[k] = []string{v}
+	}
+	a, err := h.host.Invoke("Evaluate", data, hosttest.SysMetadata("Evaluate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.HTTP("res")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, res.Body
+}
+
+func tenantWrites(s *graphfake.Server) []graphfake.Call {
+	var out []graphfake.Call
+	for _, c := range s.Calls() {
+		if (c.Method == http.MethodPatch || c.Method == http.MethodPost || c.Method == http.MethodDelete) && !graphfake.IsBatch(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestFleetRoutesEachTenantToItsOwnReconciler(t *testing.T) {
+	h := startFleet(t)
+	a, _ := h.fleet.Tenant(tenantA)
+	b, _ := h.fleet.Tenant(tenantB)
+	c, _ := h.fleet.Tenant(tenantC)
+
+	// An event in Adatum restores Adatum alone, excluding Adatum's break-glass account.
+	ans := h.audit(t, eventOf(t, tenantA), eventOf(t, "e0000000-0000-4000-8000-00000000000e"))
+	if ans.Status != http.StatusOK {
+		t.Fatalf("AuditLogEvents: host status %d: %s", ans.Status, ans.Raw)
+	}
+	if !strings.Contains(ans.LogText(), "other-tenant=1") {
+		t.Errorf("the record of a tenant outside the registry was not counted: %q", ans.Logs)
+	}
+	w := tenantWrites(a)
+	if len(w) != 1 || w[0].Method != http.MethodPost {
+		t.Fatalf("Adatum's writes: %v, want one create of the managed policy", w)
+	}
+	if body := string(w[0].Body); !strings.Contains(body, bgA) || strings.Contains(body, bgB) || strings.Contains(body, bgC) {
+		t.Errorf("Adatum's managed policy excludes the wrong break-glass accounts: %s", body)
+	}
+	if n := len(b.Calls()) + len(c.Calls()); n != 0 {
+		t.Errorf("an event of Adatum made %d Graph calls in the other tenants", n)
+	}
+
+	// Coho is not consented: an event in Bellows and one in Coho restore Bellows, and Coho is a
+	// finding with the cause in words; the invocation succeeds (retrying cannot consent the app).
+	h.fleet.Refuse(tenantC, "AADSTS700016")
+	ans = h.audit(t, eventOf(t, tenantC), eventOf(t, tenantB))
+	if ans.Status != http.StatusOK {
+		t.Fatalf("AuditLogEvents with an unconsented tenant: host status %d: %s", ans.Status, ans.Raw)
+	}
+	if w := tenantWrites(b); len(w) != 1 || !strings.Contains(string(w[0].Body), grpB) || !strings.Contains(string(w[0].Body), bgB) {
+		t.Errorf("Bellows' writes: %v, want one create excluding its own break-glass user and group", w)
+	}
+	if !h.stderr.waitFor("AADSTS700016", 5*time.Second) || !strings.Contains(h.stderr.String(), "it was never consented there") {
+		t.Errorf("the unconsented tenant's cause is not in the log")
+	}
+	if len(tenantWrites(c)) != 0 {
+		t.Error("Coho was written to")
+	}
+
+	// The fleet view: one row per tenant, Coho's with its cause.
+	status, body := h.evaluate(t, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("fleet summary: %d %s", status, body)
+	}
+	var fleetAns struct {
+		Counts  map[string]int `json:"counts"`
+		Tenants []struct {
+			TenantID, DisplayName, Mode, Verdict, Cause string
+			LastRun                                     time.Time
+			Reasons                                     []string
+		} `json:"tenants"`
+	}
+	if err := json.Unmarshal([]byte(body), &fleetAns); err != nil {
+		t.Fatal(err)
+	}
+	if len(fleetAns.Tenants) != 3 {
+		t.Fatalf("fleet rows: %d, want 3: %s", len(fleetAns.Tenants), body)
+	}
+	// A row is the tenant's last run: what it found before restoring.
+	want := map[string][2]string{tenantA: {"Adatum", "non-compliant"}, tenantB: {"Bellows", "non-compliant"}, tenantC: {"Coho", "unknown"}}
+	for _, r := range fleetAns.Tenants {
+		w := want[r.TenantID]
+		if r.DisplayName != w[0] || r.Verdict != w[1] || r.LastRun.IsZero() {
+			t.Errorf("row %s: got %s %s (last run %v), want %s %s", r.TenantID, r.DisplayName, r.Verdict, r.LastRun, w[0], w[1])
+		}
+		if r.TenantID == tenantC && !strings.Contains(r.Cause, "AADSTS700016") {
+			t.Errorf("Coho's cause: %q, want the AADSTS code in words", r.Cause)
+		}
+		if r.TenantID == tenantC && r.Mode != "alert" {
+			t.Errorf("Coho's mode: %q, want the global alert", r.Mode)
+		}
+	}
+
+	// One tenant's report, named; a tenant outside the registry is a 404.
+	status, body = h.evaluate(t, "tenant="+strings.ToUpper(tenantB), nil)
+	if status != http.StatusOK || !strings.Contains(body, `"tenantName":"Bellows"`) || !strings.Contains(body, `"tenantId":"`+tenantB+`"`) {
+		t.Errorf("?tenant=B: %d %s", status, body)
+	}
+	if status, body = h.evaluate(t, "tenant="+homeTID, nil); status != http.StatusNotFound {
+		t.Errorf("?tenant= outside the registry: %d %s, want 404", status, body)
+	}
+	status, body = h.evaluate(t, "", map[string]string{"Accept": "text/html"})
+	if status != http.StatusOK || !strings.Contains(body, "caguard fleet: 3 tenants") || !strings.Contains(body, "Coho") {
+		t.Errorf("fleet HTML: %d %.300s", status, body)
+	}
+}
