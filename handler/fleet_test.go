@@ -246,3 +246,26 @@ func TestFleetRoutesEachTenantToItsOwnReconciler(t *testing.T) {
 		t.Errorf("fleet HTML: %d %.300s", status, body)
 	}
 }
+
+// A malformed registry stops the start with the entry and the field; the handler never falls back
+// to the single tenant.
+func TestMalformedRegistryFailsTheStart(t *testing.T) {
+	regFile := filepath.Join(t.TempDir(), "tenants.json")
+	reg := `{"tenants": [{"id": "` + tenantA + `", "displayName": "Adatum"}, {"id": "` + tenantB + `", "displayName": "Bellows", "mode": "enforce"}]}`
+	if err := os.WriteFile(regFile, []byte(reg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"FUNCTIONS_CUSTOMHANDLER_PORT": strconv.Itoa(freePort(t)),
+		"AZURE_TENANT_ID":              homeTID,
+		"AZURE_CLIENT_ID":              graphfake.DefaultClientID,
+		"AZURE_CLIENT_SECRET":          "s",
+		"TENANTS_FILE":                 regFile,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := run(ctx, func(k string) string { return env[k] }, &lockedBuffer{}, &lockedBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "tenants[1] ("+tenantB+").mode") {
+		t.Fatalf("run: %v, want an error naming tenants[1] and its mode", err)
+	}
+}
