@@ -2,6 +2,7 @@ package graphfake
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -131,6 +132,9 @@ func (f *Fleet) Client() *http.Client { return f.auth.Client() }
 func (f *Fleet) TLSConfig() *tls.Config {
 	return f.auth.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 }
+
+// Certificate is the authority's TLS certificate, for a client in another process to trust.
+func (f *Fleet) Certificate() *x509.Certificate { return f.auth.Certificate() }
 
 // ClientID and ClientSecret are the app credentials the authority accepts.
 func (f *Fleet) ClientID() string     { return f.opts.ClientID }
