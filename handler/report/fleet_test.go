@@ -145,3 +145,23 @@ func TestFleetTableSortsByVerdictInChromium(t *testing.T) {
 		}
 	}
 }
+
+// A registry tenant's own report names it; the single tenant's page is as before.
+func TestReportNamesTheRegistryTenant(t *testing.T) {
+	in := pendingInput()
+	single, err := HTML(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.TenantName = "Bellows & Co"
+	named, err := HTML(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(named), "<dd>Bellows &amp; Co <span class=\"id\">"+in.TenantID+"</span></dd>") {
+		t.Error("the page does not name the tenant beside its id")
+	}
+	if !strings.Contains(string(single), "<dd><span class=\"id\">"+in.TenantID+"</span></dd>") {
+		t.Error("the single tenant's page changed")
+	}
+}
