@@ -199,6 +199,20 @@ func TestFleetRoutesEachTenantToItsOwnReconciler(t *testing.T) {
 		t.Error("Coho was written to")
 	}
 
+	// Graph is down for Adatum only: an event in Adatum and one in Bellows run both; Bellows is
+	// judged (and, restored before, needs no write), and the invocation fails so that the host
+	// retries the batch for Adatum.
+	a.Inject(graphfake.Fault{Match: "* /v1.0/*", Status: http.StatusServiceUnavailable, RetryAfter: "1"})
+	b.Reset()
+	ans = h.audit(t, eventOf(t, tenantA), eventOf(t, tenantB))
+	if ans.Status < 500 {
+		t.Errorf("AuditLogEvents with a tenant Graph cannot serve: host status %d, want a failure the host retries", ans.Status)
+	}
+	if len(b.Calls()) == 0 || len(tenantWrites(b)) != 0 {
+		t.Errorf("Bellows beside a failing tenant: %d calls, %d writes; want it judged, nothing written", len(b.Calls()), len(tenantWrites(b)))
+	}
+	a.ClearFaults()
+
 	// The fleet view: one row per tenant, Coho's with its cause.
 	status, body := h.evaluate(t, "", nil)
 	if status != http.StatusOK {
@@ -219,7 +233,7 @@ func TestFleetRoutesEachTenantToItsOwnReconciler(t *testing.T) {
 		t.Fatalf("fleet rows: %d, want 3: %s", len(fleetAns.Tenants), body)
 	}
 	// A row is the tenant's last run: what it found before restoring.
-	want := map[string][2]string{tenantA: {"Adatum", "non-compliant"}, tenantB: {"Bellows", "non-compliant"}, tenantC: {"Coho", "unknown"}}
+	want := map[string][2]string{tenantA: {"Adatum", "unknown"}, tenantB: {"Bellows", "pending-enforcement"}, tenantC: {"Coho", "unknown"}}
 	for _, r := range fleetAns.Tenants {
 		w := want[r.TenantID]
 		if r.DisplayName != w[0] || r.Verdict != w[1] || r.LastRun.IsZero() {
