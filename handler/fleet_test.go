@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
 	"github.com/caguard/caguard/handler/azfunc/hosttest"
+	"github.com/caguard/caguard/handler/blobstate/azuritetest"
 	"github.com/caguard/caguard/handler/graphfake"
 )
 
@@ -39,7 +43,9 @@ func user(upn string) json.RawMessage {
 	return json.RawMessage(`{"displayName":"Break-glass","userPrincipalName":"` + upn + `","accountEnabled":true}`)
 }
 
-func startFleet(t *testing.T) *fleetHarness {
+// startFleet starts the handler with the registry in TENANTS_FILE, or, with az, in the blob
+// caguard/tenants.json of the app's storage.
+func startFleet(t *testing.T, az ...*azuritetest.Azurite) *fleetHarness {
 	t.Helper()
 	fl, err := graphfake.NewFleet(graphfake.FleetOptions{})
 	if err != nil {
@@ -62,10 +68,6 @@ func startFleet(t *testing.T) *fleetHarness {
 	  {"id": "` + tenantB + `", "displayName": "Bellows", "breakGlassUserIds": ["` + bgB + `"], "breakGlassGroupIds": ["` + grpB + `"], "mode": "remediate"},
 	  {"id": "` + tenantC + `", "displayName": "Coho", "breakGlassUserIds": ["` + bgC + `"], "breakGlassGroupIds": []}
 	]}`
-	regFile := filepath.Join(t.TempDir(), "tenants.json")
-	if err := os.WriteFile(regFile, []byte(reg), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	port := freePort(t)
 	env := map[string]string{
 		"FUNCTIONS_CUSTOMHANDLER_PORT": strconv.Itoa(port),
@@ -76,7 +78,16 @@ func startFleet(t *testing.T) *fleetHarness {
 		"GRAPH_BASE_URL":               fl.GraphURL(),
 		"GRAPH_RETRY_BUDGET":           "3s",
 		"REMEDIATION_MODE":             "alert", // the global mode: Coho takes it, the others override it
-		"TENANTS_FILE":                 regFile,
+	}
+	if len(az) > 0 {
+		putBlob(t, az[0], "tenants.json", []byte(reg))
+		env["AzureWebJobsStorage"] = az[0].ConnectionString()
+	} else {
+		regFile := filepath.Join(t.TempDir(), "tenants.json")
+		if err := os.WriteFile(regFile, []byte(reg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env["TENANTS_FILE"] = regFile
 	}
 	h := &fleetHarness{fleet: fl, stderr: &lockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -281,5 +292,90 @@ func TestMalformedRegistryFailsTheStart(t *testing.T) {
 	err := run(ctx, func(k string) string { return env[k] }, &lockedBuffer{}, &lockedBuffer{})
 	if err == nil || !strings.Contains(err.Error(), "tenants[1] ("+tenantB+").mode") {
 		t.Fatalf("run: %v, want an error naming tenants[1] and its mode", err)
+	}
+}
+
+// putBlob writes a blob of the app's container, creating the container if need be.
+func putBlob(t *testing.T, az *azuritetest.Azurite, name string, data []byte) {
+	t.Helper()
+	cred, err := container.NewSharedKeyCredential(azuritetest.Account, azuritetest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := container.NewClientWithSharedKeyCredential(az.BlobEndpoint()+"/caguard", cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cc.Create(ctx, nil); err != nil && !strings.Contains(err.Error(), "ContainerAlreadyExists") {
+		t.Fatal(err)
+	}
+	if _, err := cc.NewBlockBlobClient(name).UploadBuffer(ctx, data, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readBlob reads a blob of the app's container; found is false when it does not exist.
+func readBlob(t *testing.T, az *azuritetest.Azurite, name string) (string, bool) {
+	t.Helper()
+	cred, err := container.NewSharedKeyCredential(azuritetest.Account, azuritetest.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := container.NewClientWithSharedKeyCredential(az.BlobEndpoint()+"/caguard", cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cc.NewBlockBlobClient(name).DownloadStream(context.Background(), nil)
+	if err != nil {
+		if strings.Contains(err.Error(), "BlobNotFound") {
+			return "", false
+		}
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), true
+}
+
+// In Azure the registry is the blob caguard/tenants.json, and each tenant keeps its lease and its
+// record of the managed policy's id in a blob of its own; the single tenant's blob is not touched.
+func TestFleetRegistryAndOwnershipInStorage(t *testing.T) {
+	az := azuritetest.Start(t)
+	h := startFleet(t, az)
+	a, _ := h.fleet.Tenant(tenantA)
+	if ans := h.audit(t, eventOf(t, tenantA)); ans.Status != http.StatusOK {
+		t.Fatalf("AuditLogEvents: host status %d: %s", ans.Status, ans.Raw)
+	}
+	w := tenantWrites(a)
+	if len(w) != 1 {
+		t.Fatalf("Adatum's writes: %v, want one create", w)
+	}
+	rec, found := readBlob(t, az, "tenants/"+tenantA+"/managed-policy.json")
+	if !found {
+		t.Fatal("no ownership record for Adatum at caguard/tenants/<id>/managed-policy.json")
+	}
+	var record map[string]any
+	if err := json.Unmarshal([]byte(rec), &record); err != nil {
+		t.Fatalf("record %q: %v", rec, err)
+	}
+	held := false
+	for _, v := range record {
+		if id, ok := v.(string); ok {
+			if _, exists := a.Policy(id); exists {
+				held = true
+			}
+		}
+	}
+	if !held {
+		t.Errorf("Adatum's record %s does not name a policy of Adatum", rec)
+	}
+	for _, other := range []string{"tenants/" + tenantB + "/managed-policy.json", "managed-policy.json"} {
+		if _, found := readBlob(t, az, other); found {
+			t.Errorf("%s exists: a run of Adatum wrote another tenant's record", other)
+		}
 	}
 }
