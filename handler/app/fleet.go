@@ -222,7 +222,11 @@ func (d Deps) fleetSummary(ctx context.Context, inv *azfunc.Invocation) FleetAns
 			rows[i] = fleetRow(t, run)
 			continue
 		}
-		rec, _ := d.Fleet.Reconciler(t.ID)
+		rec, ok := d.Fleet.Reconciler(t.ID)
+		if !ok {
+			rows[i] = fleetRow(t, TenantRun{Time: d.Now().UTC(), Trigger: string(reconcile.TriggerHTTP), Cause: "the tenant has no reconciler in this process"})
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -21,10 +21,7 @@ type Alert struct {
 	ID       string    `json:"id"` // stable for the same tenant, verdict, reasons and action outcome: sinks may deduplicate on it
 	Time     time.Time `json:"time"`
 	TenantID string    `json:"tenantId"`
-	// TenantName is the tenant's display name in the registry; empty with a single tenant. It is
-	// not part of the id: renaming a tenant does not make its open alerts new.
-	TenantName string  `json:"tenantName,omitempty"`
-	Trigger    Trigger `json:"trigger"`
+	Trigger  Trigger   `json:"trigger"`
 	// Control is the catalogue control the alert is about (the guarded one, azure-management-mfa);
 	// empty for a run that could not finish.
 	Control string           `json:"control,omitempty"`
@@ -40,6 +37,9 @@ type Alert struct {
 	NextStep string         `json:"nextStep"`
 	// Exclusions is the exclusion inventory with each exclusion's access-review finding.
 	Exclusions []exclusion.Item `json:"exclusions,omitempty"`
+	// TenantName is the tenant's display name in the registry; empty with a single tenant. It is
+	// not part of the id: renaming a tenant does not make its open alerts new.
+	TenantName string `json:"tenantName,omitempty"`
 }
 
 // PolicyFinding is the evaluation of one policy, as shown in an alert.
@@ -80,16 +80,16 @@ const maxChanges = 20
 func (r *Reconciler) newAlert(req Request, out Outcome) Alert {
 	rep := out.Report
 	a := Alert{
-		Time:       r.Now().UTC(),
-		TenantID:   r.TenantID,
-		TenantName: r.TenantName,
-		Trigger:    req.Trigger,
-		Control:    capolicy.ControlAzureManagementMFA,
-		Verdict:    rep.Verdict,
-		Summary:    rep.Summary,
-		Actions:    out.Actions,
-		Warnings:   out.Warnings,
+		Time:     r.Now().UTC(),
+		TenantID: r.TenantID,
+		Trigger:  req.Trigger,
+		Control:  capolicy.ControlAzureManagementMFA,
+		Verdict:  rep.Verdict,
+		Summary:  rep.Summary,
+		Actions:  out.Actions,
+		Warnings: out.Warnings,
 	}
+	a.TenantName = r.TenantName
 	if f := closest(rep); f != nil {
 		a.Closest = f
 	}

@@ -129,14 +129,14 @@ func (r *Reconciler) alertFailure(ctx context.Context, req Request, f *Failure) 
 // raises the same id, so a sink that deduplicates on it sees one alert per cause.
 func (r *Reconciler) failureAlert(req Request, f *Failure) Alert {
 	a := Alert{
-		Time:       r.Now().UTC(),
-		TenantID:   r.TenantID,
-		TenantName: r.TenantName,
-		Trigger:    req.Trigger,
-		Failure:    f.Words,
-		Summary:    "caguard could not finish the " + string(req.Trigger) + " run: " + strings.TrimSuffix(f.Words, ".") + ".",
-		Actions:    []Action{},
+		Time:     r.Now().UTC(),
+		TenantID: r.TenantID,
+		Trigger:  req.Trigger,
+		Failure:  f.Words,
+		Summary:  "caguard could not finish the " + string(req.Trigger) + " run: " + strings.TrimSuffix(f.Words, ".") + ".",
+		Actions:  []Action{},
 	}
+	a.TenantName = r.TenantName
 	for i, h := range req.Hints {
 		if i == maxChanges {
 			break

@@ -152,20 +152,21 @@ type Outcome struct {
 
 // Reconciler holds the dependencies of the loop. All fields are set by main.
 type Reconciler struct {
-	Store    PolicyStore
-	Sinks    []AlertSink
-	Policy   capolicy.Config
-	TenantID string
-	// TenantName is the tenant's display name in the registry, carried by its alerts; empty for the
-	// single tenant of AZURE_TENANT_ID.
-	TenantName string
-	Remediate  bool // REMEDIATION_MODE=remediate
+	Store     PolicyStore
+	Sinks     []AlertSink
+	Policy    capolicy.Config
+	TenantID  string
+	Remediate bool // REMEDIATION_MODE=remediate
 	// Controls are the catalogue controls each run judges (CONTROLS); empty means the guarded one,
 	// azure-management-mfa, alone. Every control is judged from the same reads: enabling more costs
 	// no Graph round trip.
 	Controls []capolicy.Control
 	Now      func() time.Time
 	Log      *zap.Logger
+
+	// TenantName is the tenant's display name in the registry, carried by its alerts; empty for the
+	// single tenant of AZURE_TENANT_ID.
+	TenantName string
 
 	// Owner records the id of the managed policy; nil means the policy is found by its display name
 	// alone (unique and not Microsoft-managed).
