@@ -84,15 +84,15 @@ $(KICS): tools/kics/go.mod tools/kics/go.sum
 bench:
 	$(GO) test $(GOFLAGS) -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 6 ./handler/... | tee bench.out
 
-## bench-fleet: one process sweeps a registry of FLEET_TENANTS tenants (default 1000) against Graph emulated in
-## another process with FLEET_LATENCY (default 100ms) added to every round trip: wall time, round trips per
+## bench-fleet: one process sweeps a registry of FLEETSIZE tenants (default 1000) against Graph emulated in
+## another process with FLEETLATENCY (default 100ms) added to every round trip: wall time, round trips per
 ## tenant, peak memory, requests in flight per tenant (docs/BENCHMARKS.md)
-FLEET_TENANTS  ?= 1000
-FLEET_LATENCY  ?= 100ms
-FLEET_PARALLEL ?= 32
+FLEETSIZE     ?= 1000
+FLEETLATENCY  ?= 100ms
+FLEETPARALLEL ?= 32
 bench-fleet:
 	$(GO) test $(GOFLAGS) -count=1 -run '^$$' -bench '^BenchmarkFleetSweep$$' -benchtime 1x -timeout 30m ./handler/fleet/ \
-		-args -fleet -fleet.tenants=$(FLEET_TENANTS) -fleet.latency=$(FLEET_LATENCY) -fleet.parallel=$(FLEET_PARALLEL)
+		-args -fleet -fleet.tenants=$(FLEETSIZE) -fleet.latency=$(FLEETLATENCY) -fleet.parallel=$(FLEETPARALLEL)
 
 ## bench-e2e: caguard's throughput on a batch of audit noise through the real HTTP path, beside a
 ## handler that only reads the body (the ceiling) and a plain encoding/json one (docs/BENCHMARKS.md)
