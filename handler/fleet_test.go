@@ -224,6 +224,21 @@ func TestFleetRoutesEachTenantToItsOwnReconciler(t *testing.T) {
 	}
 	a.ClearFaults()
 
+	// Until the nightly fan-out exists, a sweep with a registry reconciles nothing: above all not
+	// AZURE_TENANT_ID with the global settings.
+	before := len(a.Calls()) + len(b.Calls()) + len(c.Calls())
+	sweep, err := h.host.Invoke("NightlySweep", hosttest.TimerData("timer", false), hosttest.SysMetadata("NightlySweep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A permanent error: acknowledged (a retry cannot help), with the reason in the invocation log.
+	if sweep.Status != http.StatusOK || !strings.Contains(sweep.LogText()+string(sweep.Raw), "a tenant registry is in use") {
+		t.Errorf("NightlySweep with a registry: %d %s, want it acknowledged saying a registry is in use", sweep.Status, sweep.Raw)
+	}
+	if after := len(a.Calls()) + len(b.Calls()) + len(c.Calls()); after != before {
+		t.Errorf("NightlySweep with a registry made %d Graph calls", after-before)
+	}
+
 	// The fleet view: one row per tenant, Coho's with its cause.
 	status, body := h.evaluate(t, "", nil)
 	if status != http.StatusOK {
