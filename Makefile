@@ -6,7 +6,7 @@ MODE      ?= remediate
 BENCHTIME ?= 1s
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
-.PHONY: all help build test lint lint-infra bench bench-e2e run fuzz clean docs-images
+.PHONY: all help build test lint lint-infra bench bench-e2e bench-fleet run fuzz clean docs-images
 
 all: lint test build
 
@@ -83,6 +83,16 @@ $(KICS): tools/kics/go.mod tools/kics/go.sum
 ## bench: every benchmark, six times each, for benchstat
 bench:
 	$(GO) test $(GOFLAGS) -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count 6 ./handler/... | tee bench.out
+
+## bench-fleet: one process sweeps a registry of FLEETSIZE tenants (default 1000) against Graph emulated in
+## another process with FLEETLATENCY (default 100ms) added to every round trip: wall time, round trips per
+## tenant, peak memory, requests in flight per tenant (docs/BENCHMARKS.md)
+FLEETSIZE     ?= 1000
+FLEETLATENCY  ?= 100ms
+FLEETPARALLEL ?= 32
+bench-fleet:
+	$(GO) test $(GOFLAGS) -count=1 -run '^$$' -bench '^BenchmarkFleetSweep$$' -benchtime 1x -timeout 30m ./handler/fleet/ \
+		-args -fleet -fleet.tenants=$(FLEETSIZE) -fleet.latency=$(FLEETLATENCY) -fleet.parallel=$(FLEETPARALLEL)
 
 ## bench-e2e: caguard's throughput on a batch of audit noise through the real HTTP path, beside a
 ## handler that only reads the body (the ceiling) and a plain encoding/json one (docs/BENCHMARKS.md)

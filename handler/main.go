@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -43,6 +44,16 @@ func main() {
 
 // run starts the handler and blocks until ctx is cancelled.
 func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runWith(ctx, getenv, stdout, stderr, seams{})
+}
+
+// seams are what a test of the whole process replaces: the transport of token requests to the
+// tenants' authority (a local one over TLS, whose certificate the process does not otherwise trust).
+type seams struct {
+	tokenTransport policy.Transporter
+}
+
+func runWith(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer, sm seams) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -92,7 +103,12 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	}
 	defer closeSinks()
 
-	store, err := writerStore(cfg, cred, getenv, log)
+	store, storeOpts, err := writerStore(cfg, cred, getenv, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	reg, found, err := loadRegistry(ctx, cfg, store)
 	if err != nil {
 		ln.Close()
 		return err
@@ -125,12 +141,26 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if store != nil {
 		rec.Lock, rec.Owner = store, store
 	}
-	fns := app.Functions(app.Deps{
+	deps := app.Deps{
 		Reconciler: rec,
 		Filter:     auditFilter(cfg, gc, log),
 		TenantID:   cfg.TenantID,
 		Now:        now,
-	})
+	}
+	if found {
+		fl, err := newFleet(cfg, reg, cred, sinks, store != nil, storeOpts, now, log, sm)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		deps.Fleet = fl
+		deps.Filter = fleetFilter(cfg, fl)
+		// With a registry no run may fall back to AZURE_TENANT_ID and the global settings: that
+		// tenant is guarded only if the registry lists it.
+		deps.Reconciler = notWithRegistry{}
+		log.Info("guarding the tenants of the registry", zap.Int("tenants", len(reg.Tenants)))
+	}
+	fns := app.Functions(deps)
 	srv := azfunc.NewServer(log, cfg.InvocationTimeout, fns...)
 	return azfunc.Serve(ctx, ln, srv, log, cfg.InvocationTimeout)
 }
@@ -145,12 +175,12 @@ var (
 // writerStore puts the writer lock and the ownership record in the app's storage account. Without a
 // storage setting it returns nil and says so once: runs are then serialised in this process only,
 // which holds for a single local process but not for several instances.
-func writerStore(cfg config.Config, cred azcore.TokenCredential, getenv func(string) string, log *zap.Logger) (*blobstate.Store, error) {
+func writerStore(cfg config.Config, cred azcore.TokenCredential, getenv func(string) string, log *zap.Logger) (*blobstate.Store, blobstate.Options, error) {
 	st := cfg.Storage
 	if !st.Configured() {
 		log.Warn("no AzureWebJobsStorage setting: writing runs are serialised within this process only; " +
 			"with more than one instance two runs could both create the managed policy")
-		return nil, nil
+		return nil, blobstate.Options{}, nil
 	}
 	opts := blobstate.Options{
 		ServiceURL:  st.BlobServiceURL,
@@ -162,18 +192,18 @@ func writerStore(cfg config.Config, cred azcore.TokenCredential, getenv func(str
 	if st.Auth() == "identity" {
 		c, which, err := storageCredential(st, cfg, cred, getenv)
 		if err != nil {
-			return nil, err
+			return nil, blobstate.Options{}, err
 		}
 		opts.Credential = c
 		log.Info("storage identity", zap.String("identity", which))
 	}
 	s, err := blobstate.New(opts)
 	if err != nil {
-		return nil, fmt.Errorf("setting %s: %w", st.Setting, err)
+		return nil, blobstate.Options{}, fmt.Errorf("setting %s: %w", st.Setting, err)
 	}
 	log.Info("single writer across instances: a lease on the storage account's blob", zap.String("blob", s.Name()),
 		zap.String("blobServiceUrl", st.BlobServiceURL), zap.String("auth", st.Auth()))
-	return s, nil
+	return s, opts, nil
 }
 
 // storageCredential picks the identity for an identity-based AzureWebJobsStorage the way the Functions

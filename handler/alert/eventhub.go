@@ -29,6 +29,8 @@ const (
 	PropAlertID  = "alertId"
 	PropVerdict  = "verdict"
 	PropTenantID = "tenantId"
+	// PropTenantName is the tenant's registry display name, set only with a tenant registry.
+	PropTenantName = "tenantName"
 )
 
 const contentTypeJSON = "application/json"
@@ -99,6 +101,9 @@ func (s *EventHubSink) Send(ctx context.Context, a reconcile.Alert) error {
 			PropVerdict:  string(a.Verdict),
 			PropTenantID: a.TenantID,
 		},
+	}
+	if a.TenantName != "" {
+		ev.Properties[PropTenantName] = a.TenantName
 	}
 	if err := s.pub.Publish(ctx, ev); err != nil {
 		return fmt.Errorf("publish alert %s to event hub %s: %w", a.ID, s.name, err)

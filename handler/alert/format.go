@@ -193,10 +193,10 @@ func newView(a reconcile.Alert, lim limits) view {
 
 	if a.Failure != "" {
 		// A failed run has no verdict: what failed is the one reason to show.
-		v.Facts = append(v.Facts, fact{"Verdict", "not evaluated: the run failed"}, fact{"Tenant", c(a.TenantID)})
+		v.Facts = append(v.Facts, fact{"Verdict", "not evaluated: the run failed"}, fact{"Tenant", c(tenantText(a))})
 		v.Reasons = append(v.Reasons, c(a.Failure))
 	} else {
-		v.Facts = append(v.Facts, fact{"Verdict", c(string(a.Verdict))}, fact{"Tenant", c(a.TenantID)})
+		v.Facts = append(v.Facts, fact{"Verdict", c(string(a.Verdict))}, fact{"Tenant", c(tenantText(a))})
 		if a.Control != "" {
 			v.Facts = append(v.Facts, fact{"Control", c(a.Control)})
 		}
@@ -350,4 +350,13 @@ func cutAtWord(s string, n int) string {
 		}
 	}
 	return string(r[:cut]) + "…"
+}
+
+// tenantText names the tenant: its id alone for the single tenant, as always; with a registry, its
+// display name first, since a provider reading alerts for a thousand tenants knows them by name.
+func tenantText(a reconcile.Alert) string {
+	if a.TenantName == "" || a.TenantName == a.TenantID {
+		return a.TenantID
+	}
+	return a.TenantName + " (" + a.TenantID + ")"
 }

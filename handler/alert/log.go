@@ -36,6 +36,9 @@ func (s *LogSink) Send(ctx context.Context, a reconcile.Alert) error {
 		zap.String("verdict", string(a.Verdict)),
 		zap.String("summary", a.Summary),
 	}
+	if a.TenantName != "" {
+		fields = append(fields, zap.String("tenantName", a.TenantName))
+	}
 	if a.Failure != "" {
 		fields = append(fields, zap.String("failure", a.Failure))
 	}

@@ -25,7 +25,7 @@ const (
 // value goes through clean: a policy called "<!channel>" must not page a whole Slack workspace.
 func messageText(a reconcile.Alert) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "caguard alert: %s (tenant %s)", cleanN(headlineOf(a), maxTextHeadline), clean(a.TenantID))
+	fmt.Fprintf(&b, "caguard alert: %s (tenant %s)", cleanN(headlineOf(a), maxTextHeadline), clean(tenantText(a)))
 	switch {
 	case a.Failure != "":
 		// The summary wraps these words, and a cut summary would cut them.

@@ -54,6 +54,9 @@ func (f *fleet) remove(id string) {
 	}
 }
 
+// LastRun: the fan-out needs no record of runs.
+func (f *fleet) LastRun(string) (TenantRun, bool) { return TenantRun{}, false }
+
 func (f *fleet) Tenants() []tenants.Tenant {
 	f.mu.Lock()
 	defer f.mu.Unlock()

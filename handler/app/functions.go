@@ -100,6 +100,9 @@ func (d Deps) auditLogEvents(ctx context.Context, inv *azfunc.Invocation) (*azfu
 	if !res.Reconcile {
 		return &azfunc.Result{}, nil
 	}
+	if d.Fleet != nil {
+		return d.routeAudit(ctx, inv, res.Hints)
+	}
 	for _, h := range res.Hints {
 		inv.Log.Info("relevant audit record", zap.String("kind", string(h.Kind)), zap.String("activity", h.Activity),
 			zap.String("targetId", h.PolicyID), zap.String("targetName", h.PolicyName),
@@ -136,10 +139,12 @@ func (d Deps) nightlySweep(ctx context.Context, inv *azfunc.Invocation) (*azfunc
 
 // EvaluateAnswer is the body of Evaluate's HTTP answer (DESIGN.md's contract).
 type EvaluateAnswer struct {
-	Compliant   bool                    `json:"compliant"`
-	Verdict     capolicy.Verdict        `json:"verdict"`
-	Summary     string                  `json:"summary"`
-	TenantID    string                  `json:"tenantId"`
+	Compliant bool             `json:"compliant"`
+	Verdict   capolicy.Verdict `json:"verdict"`
+	Summary   string           `json:"summary"`
+	TenantID  string           `json:"tenantId"`
+	// TenantName is the tenant's display name in the registry; absent with a single tenant.
+	TenantName  string                  `json:"tenantName,omitempty"`
 	EvaluatedAt time.Time               `json:"evaluatedAt"`
 	Mode        string                  `json:"mode"` // "report" for GET, "run" for POST
 	Policies    []capolicy.PolicyResult `json:"policies"`
@@ -228,10 +233,13 @@ func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Res
 	default:
 		return nil, &azfunc.PublicError{Status: http.StatusMethodNotAllowed, Message: "use GET for a report or POST to run the reconcile"}
 	}
-	only := ""
+	only, tenantQ := "", ""
 	for k, v := range req.Query { // the host passes the query as a map; its keys are matched in any case
-		if strings.EqualFold(k, "control") {
+		switch {
+		case strings.EqualFold(k, "control"):
 			only = strings.TrimSpace(v)
+		case strings.EqualFold(k, "tenant"):
+			tenantQ = strings.TrimSpace(v)
 		}
 	}
 	if only != "" {
@@ -239,7 +247,34 @@ func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Res
 			return nil, &azfunc.PublicError{Status: http.StatusBadRequest, Message: "unknown control " + strconv.Quote(clipQuery(only)) + ": see the README's table of controls"}
 		}
 	}
-	out, err := d.Reconciler.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerHTTP, Act: act})
+	rec, tenantID, tenantName := d.Reconciler, d.TenantID, ""
+	switch {
+	case d.Fleet != nil && tenantQ == "":
+		if act {
+			return nil, &azfunc.PublicError{Status: http.StatusBadRequest, Message: "name the tenant to run: POST /api/Evaluate?tenant=ID (GET without tenant answers the fleet summary)"}
+		}
+		ans := d.fleetSummary(ctx, inv)
+		if format == answerHTML {
+			page, err := report.FleetHTML(fleetReport(ans))
+			if err != nil {
+				return nil, fmt.Errorf("evaluate: %w", err)
+			}
+			return &azfunc.Result{Outputs: map[string]any{bindingRes: htmlResponse(http.StatusOK, page)}}, nil
+		}
+		res := azfunc.JSONResponse(http.StatusOK, ans)
+		res.Headers["Vary"] = "Accept"
+		return &azfunc.Result{Outputs: map[string]any{bindingRes: res}}, nil
+	case d.Fleet != nil:
+		t, ok := findTenant(d.Fleet.Tenants(), tenantQ)
+		r, okRec := d.Fleet.Reconciler(tenantQ)
+		if !ok || !okRec {
+			return nil, &azfunc.PublicError{Status: http.StatusNotFound, Message: "tenant " + strconv.Quote(clipQuery(tenantQ)) + " is not in the tenant registry"}
+		}
+		rec, tenantID, tenantName = r, t.ID, t.DisplayName
+	case tenantQ != "" && !strings.EqualFold(tenantQ, d.TenantID):
+		return nil, &azfunc.PublicError{Status: http.StatusNotFound, Message: "tenant " + strconv.Quote(clipQuery(tenantQ)) + " is not the tenant this deployment guards"}
+	}
+	out, err := rec.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerHTTP, Act: act})
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +288,8 @@ func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Res
 		Compliant:   out.Report.Compliant,
 		Verdict:     out.Report.Verdict,
 		Summary:     out.Report.Summary,
-		TenantID:    d.TenantID,
+		TenantID:    tenantID,
+		TenantName:  tenantName,
 		EvaluatedAt: d.Now().UTC(),
 		Mode:        "report",
 		Policies:    out.Report.Policies,
@@ -293,6 +329,7 @@ func (d Deps) evaluate(ctx context.Context, inv *azfunc.Invocation) (*azfunc.Res
 func reportInput(ans EvaluateAnswer, out reconcile.Outcome) report.Input {
 	return report.Input{
 		TenantID:    ans.TenantID,
+		TenantName:  ans.TenantName,
 		EvaluatedAt: ans.EvaluatedAt,
 		Mode:        ans.Mode,
 		Verdict:     ans.Verdict,

@@ -90,6 +90,12 @@ type Filter struct {
 	// TenantID is the watched tenant. Records of another tenant are skipped and counted. Empty turns
 	// the tenant filter off.
 	TenantID string
+	// TenantIDs, when set, are the tenants of the registry (many tenants from one deployment); they
+	// replace TenantID. A relevant record of one of them gives a hint that carries that tenant's id
+	// (Hint.TenantID, lower case) so that it reaches that tenant's reconciler; a record of any other
+	// tenant, or one that names no tenant at all (it could not be routed), is skipped and counted
+	// under SkipOtherTenant.
+	TenantIDs []string
 	// SelfPrincipalIDs are caguard's own service principal object id(s), and its application (client)
 	// id if known. Records initiated by one of them are skipped and counted, so that caguard's own
 	// writes never trigger another reconcile.
@@ -139,7 +145,8 @@ const (
 	// SkipCompanionRecord: the Core Directory "Add/Update/Delete policy" record that accompanies every
 	// Conditional Access change; the Conditional Access service's own record is the one that counts.
 	SkipCompanionRecord = "companion-record"
-	// SkipOtherTenant: a relevant record of a tenant other than Filter.TenantID.
+	// SkipOtherTenant: a relevant record of a tenant other than Filter.TenantID, or of none of
+	// Filter.TenantIDs.
 	SkipOtherTenant = "other-tenant"
 	// SkipSelfInitiated: a relevant record initiated by one of Filter.SelfPrincipalIDs.
 	SkipSelfInitiated = "self-initiated"
@@ -191,6 +198,9 @@ type Actor struct {
 // Hint is one relevant change as an audit record reports it.
 type Hint struct {
 	Kind Kind `json:"kind"`
+	// TenantID is the registry tenant the record belongs to, lower case; set only when the filter
+	// routes by Filter.TenantIDs (with a single tenant every hint is that tenant's).
+	TenantID string `json:"tenantId,omitempty"`
 	// Activity is the activity name as the record spells it (casing varies).
 	Activity string `json:"activity"`
 	// AuditID is the record's unique id (properties.id), the key to deduplicate on.

@@ -14,6 +14,8 @@ type decoder struct {
 	tenant string
 	self   []string
 	groups []string // lower-case (ASCII)
+	// tenants are Filter.TenantIDs, lower-case; nil with a single tenant.
+	tenants map[string]struct{}
 	// prefilter can be turned off so that tests can check it never changes a result.
 	prefilter bool
 
@@ -25,6 +27,14 @@ type decoder struct {
 
 func newDecoder(f Filter) *decoder {
 	d := &decoder{tenant: strings.TrimSpace(f.TenantID), prefilter: true}
+	for _, id := range f.TenantIDs {
+		if id = strings.TrimSpace(id); id != "" {
+			if d.tenants == nil {
+				d.tenants = make(map[string]struct{}, len(f.TenantIDs))
+			}
+			d.tenants[toLowerASCII(id)] = struct{}{}
+		}
+	}
 	for _, id := range f.SelfPrincipalIDs {
 		if id = strings.TrimSpace(id); id != "" {
 			d.self = append(d.self, id)
@@ -258,8 +268,9 @@ func (d *decoder) record(raw []byte) {
 	}
 
 	actor := actorOf(&rec)
+	tenantID, routed := d.registryTenant(&rec)
 	switch {
-	case d.otherTenant(&rec):
+	case !routed || d.otherTenant(&rec):
 		d.skip(SkipOtherTenant, 1)
 		return
 	case d.selfInitiated(actor):
@@ -282,6 +293,7 @@ func (d *decoder) record(raw []byte) {
 
 	h := Hint{
 		Kind:          kind,
+		TenantID:      tenantID,
 		Activity:      activity,
 		AuditID:       p.ID,
 		Actor:         actor,
@@ -560,6 +572,25 @@ func (d *decoder) otherTenant(rec *record) bool {
 		named = true
 	}
 	return named
+}
+
+// registryTenant finds the registry tenant (Filter.TenantIDs) a record belongs to: the first of the
+// places a tenant id can be written that names one. ok is false when the filter routes by registry
+// and none does; with a single tenant it is always true and id empty.
+func (d *decoder) registryTenant(rec *record) (id string, ok bool) {
+	if d.tenants == nil {
+		return "", true
+	}
+	for _, t := range []string{rec.TenantID, rec.Properties.TenantID, tenantFromResourceID(rec.ResourceID)} {
+		if t == "" {
+			continue
+		}
+		t = toLowerASCII(strings.TrimSpace(t))
+		if _, in := d.tenants[t]; in {
+			return t, true
+		}
+	}
+	return "", false
 }
 
 // tenantFromResourceID reads <id> from "/tenants/<id>/providers/Microsoft.aadiam".

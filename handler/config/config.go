@@ -75,6 +75,15 @@ type Config struct {
 
 	Storage Storage // AzureWebJobsStorage, or its identity-based form
 
+	// TenantsFile is a local tenant registry (TENANTS_FILE); without it the registry is the blob
+	// caguard/tenants.json when storage is configured, and without either the one tenant of
+	// AZURE_TENANT_ID is guarded.
+	TenantsFile string
+	// TenantsAppClientID is the multi-tenant app registration caguard signs in as in each registry
+	// tenant (TENANTS_APP_CLIENT_ID); empty means AZURE_CLIENT_ID, which then names the app (with a
+	// client secret, locally).
+	TenantsAppClientID string
+
 	InvocationTimeout time.Duration // INVOCATION_TIMEOUT
 	LogLevel          string        // LOG_LEVEL
 }
@@ -114,6 +123,8 @@ func Load(getenv func(string) string) (Config, error) {
 		// auto picks by the webhook host: Teams Workflows (Adaptive Card), Slack (Block Kit), else JSON.
 		AlertWebhookFormat: l.oneOf("ALERT_WEBHOOK_FORMAT", "auto", "auto", "teams", "slack", "json"),
 		Storage:            l.storage(),
+		TenantsFile:        l.str("TENANTS_FILE", ""),
+		TenantsAppClientID: l.guid("TENANTS_APP_CLIENT_ID", false),
 
 		CustomControlsCountAsMFA: l.boolean("CUSTOM_CONTROLS_COUNT_AS_MFA", false),
 		InvocationTimeout:        l.duration("INVOCATION_TIMEOUT", DefaultInvocationTimeout),
@@ -176,6 +187,8 @@ func (c Config) Redacted() map[string]any {
 		"exclusionReview":        c.ExclusionReview,
 		"exclusionReviewGrace":   c.ExclusionReviewGraceDays,
 		"storage":                c.Storage.Redacted(),
+		"tenantsFile":            c.TenantsFile,
+		"tenantsAppClientId":     c.TenantsAppClientID,
 	}
 }
 

@@ -29,6 +29,8 @@ var notInInfra = map[string]string{
 	"AZURE_CLIENT_SECRET":          "local runs only; in Azure the managed identity signs in",
 	"AZURE_FEDERATED_TOKEN_FILE":   "workload identity outside Azure Functions only",
 	"AZURE_AUTHORITY_HOST":         "national clouds only; the public cloud is the default",
+	"TENANTS_FILE":                 "local runs only; in Azure the registry is the blob caguard/tenants.json",
+	"TENANTS_APP_CLIENT_ID":        "only with a tenant registry, which an operator adds after onboarding the tenants",
 }
 
 // notInLocalSample lists settings a local run never sets by hand.

@@ -29,6 +29,8 @@
 //     request fail or succeed finds it on record; faults can be injected (Inject): throttling, server
 //     errors, slow answers, dropped connections, malformed or message-less bodies, and writes whose
 //     body is partly ignored.
+//   - Many tenants (fleet.go): a Fleet serves several tenants behind one Graph root, routing by the
+//     token's tid claim, with an Entra-shaped TLS authority issuing each tenant's tokens.
 //
 // The server is safe for concurrent use. It imports only the standard library so that tests using it
 // build in seconds.

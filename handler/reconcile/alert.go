@@ -37,6 +37,9 @@ type Alert struct {
 	NextStep string         `json:"nextStep"`
 	// Exclusions is the exclusion inventory with each exclusion's access-review finding.
 	Exclusions []exclusion.Item `json:"exclusions,omitempty"`
+	// TenantName is the tenant's display name in the registry; empty with a single tenant. It is
+	// not part of the id: renaming a tenant does not make its open alerts new.
+	TenantName string `json:"tenantName,omitempty"`
 }
 
 // PolicyFinding is the evaluation of one policy, as shown in an alert.
@@ -100,6 +103,7 @@ func (r *Reconciler) baseAlert(req Request, control string, rep capolicy.Report,
 		Actions:  actions,
 		Warnings: warnings,
 	}
+	a.TenantName = r.TenantName
 	if f := closest(rep); f != nil {
 		a.Closest = f
 	}

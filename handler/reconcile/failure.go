@@ -137,6 +137,7 @@ func (r *Reconciler) failureAlert(req Request, f *Failure) Alert {
 		Summary:  "caguard could not finish the " + string(req.Trigger) + " run: " + strings.TrimSuffix(f.Words, ".") + ".",
 		Actions:  []Action{},
 	}
+	a.TenantName = r.TenantName
 	for i, h := range req.Hints {
 		if i == maxChanges {
 			break

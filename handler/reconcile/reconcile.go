@@ -167,6 +167,10 @@ type Reconciler struct {
 	Now      func() time.Time
 	Log      *zap.Logger
 
+	// TenantName is the tenant's display name in the registry, carried by its alerts; empty for the
+	// single tenant of AZURE_TENANT_ID.
+	TenantName string
+
 	// Owner records the id of the managed policy; nil means the policy is found by its display name
 	// alone (unique and not Microsoft-managed).
 	Owner Ownership

@@ -31,7 +31,9 @@ const CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; for
 
 // Input is what the page shows: the Evaluate answer's values.
 type Input struct {
-	TenantID    string
+	TenantID string
+	// TenantName is the tenant's display name in the registry; empty with a single tenant.
+	TenantName  string
 	EvaluatedAt time.Time
 	Mode        string // "report" (GET: nothing written) or "run" (POST)
 	Verdict     capolicy.Verdict
