@@ -40,10 +40,11 @@ type TB interface {
 	Cleanup(func())
 }
 
-// Azurite is one running emulator.
+// Azurite is one running emulator service (blob, or queue for LaunchService).
 type Azurite struct {
-	Port int
-	cmd  *exec.Cmd
+	Port    int
+	service string // "blob" or "queue"
+	cmd     *exec.Cmd
 	out  *syncBuffer
 	done chan struct{}
 	once sync.Once
@@ -114,12 +115,20 @@ func Unavailable(t TB, err error) {
 	t.Skip("skipping: this test needs Azurite, the Azure Storage emulator: ", err)
 }
 
-// Launch starts bin with its data in dir and waits until it answers. The caller must Stop it.
-func Launch(bin, dir string) (*Azurite, error) {
+// Launch starts bin (azurite-blob) with its data in dir and waits until it answers. The caller must
+// Stop it.
+func Launch(bin, dir string) (*Azurite, error) { return LaunchService(bin, dir, "blob") }
+
+// LaunchService is Launch for one of Azurite's services, "blob" or "queue", bin being that service's
+// executable (azurite-blob, azurite-queue).
+func LaunchService(bin, dir, service string) (*Azurite, error) {
+	if service != "blob" && service != "queue" {
+		return nil, fmt.Errorf("azurite service %q: want blob or queue", service)
+	}
 	// A free port can be taken by someone else between probing and Azurite's bind: try a few.
 	var last error
 	for range 3 {
-		a, err := start(bin, dir)
+		a, err := start(bin, dir, service)
 		if err == nil {
 			return a, nil
 		}
@@ -128,12 +137,12 @@ func Launch(bin, dir string) (*Azurite, error) {
 	return nil, fmt.Errorf("start Azurite (%s): %w", bin, last)
 }
 
-func start(bin, dir string) (*Azurite, error) {
+func start(bin, dir, service string) (*Azurite, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port), "--location", dir,
+	cmd := exec.Command(bin, "--"+service+"Host", "127.0.0.1", "--"+service+"Port", strconv.Itoa(port), "--location", dir,
 		"--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -142,7 +151,7 @@ func start(bin, dir string) (*Azurite, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	a := &Azurite{Port: port, cmd: cmd, out: out, done: make(chan struct{})}
+	a := &Azurite{Port: port, service: service, cmd: cmd, out: out, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(a.done) }()
 	if err := a.waitReady(30 * time.Second); err != nil {
 		a.Stop()
@@ -151,7 +160,7 @@ func start(bin, dir string) (*Azurite, error) {
 	return a, nil
 }
 
-// waitReady polls the blob endpoint until any HTTP answer arrives (as a host polls a worker), the
+// waitReady polls the service's endpoint until any HTTP answer arrives (as a host polls a worker), the
 // process exits, or timeout passes.
 func (a *Azurite) waitReady(timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
@@ -162,7 +171,7 @@ func (a *Azurite) waitReady(timeout time.Duration) error {
 			return fmt.Errorf("azurite exited before answering: %s", a.out.String())
 		default:
 		}
-		resp, err := client.Get(a.BlobEndpoint() + "?comp=list")
+		resp, err := client.Get(a.Endpoint() + "?comp=list")
 		if err == nil {
 			resp.Body.Close()
 			return nil
@@ -172,10 +181,13 @@ func (a *Azurite) waitReady(timeout time.Duration) error {
 	return fmt.Errorf("azurite did not answer within %s: %s", timeout, a.out.String())
 }
 
-// BlobEndpoint is the account's blob service URL, without a trailing slash.
-func (a *Azurite) BlobEndpoint() string {
+// Endpoint is the account's URL on this service, without a trailing slash.
+func (a *Azurite) Endpoint() string {
 	return "http://127.0.0.1:" + strconv.Itoa(a.Port) + "/" + Account
 }
+
+// BlobEndpoint is the account's blob service URL, without a trailing slash.
+func (a *Azurite) BlobEndpoint() string { return a.Endpoint() }
 
 // ConnectionString is an AzureWebJobsStorage value for this emulator.
 func (a *Azurite) ConnectionString() string {

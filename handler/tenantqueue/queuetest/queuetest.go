@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,8 +25,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/caguard/caguard/handler/blobstate/azuritetest"
@@ -57,90 +54,25 @@ func Find() (string, error) {
 	return "", errors.New("azurite-queue not found beside azurite-blob, in $AZURITE_QUEUE_BIN or on PATH: run `npm ci --prefix .ci`")
 }
 
-// Azurite is one running queue service.
+// Azurite is one running queue service: azuritetest's process handling, with a queue client.
 type Azurite struct {
-	Port int
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *syncBuffer
-	once sync.Once
+	*azuritetest.Azurite
 }
 
-// Start runs azurite-queue for the test and stops it in the test's cleanup.
+// Start runs azurite-queue for the test and stops it in the test's cleanup. Without Azurite it skips
+// the test, saying why (or fails it under CAGUARD_REQUIRE_AZURITE=1).
 func Start(t azuritetest.TB) *Azurite {
 	t.Helper()
 	bin, err := Find()
 	if err != nil {
 		azuritetest.Unavailable(t, err)
 	}
-	var last error
-	for range 3 { // a free port can be taken between probing and Azurite's bind
-		a, err := launch(bin, t.TempDir())
-		if err == nil {
-			t.Cleanup(a.Stop)
-			return a
-		}
-		last = err
-	}
-	t.Fatalf("start Azurite's queue service (%s): %v", bin, last)
-	return nil
-}
-
-func launch(bin, dir string) (*Azurite, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := azuritetest.LaunchService(bin, t.TempDir(), "queue")
 	if err != nil {
-		return nil, err
+		t.Fatalf("%v", err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--queueHost", "127.0.0.1", "--queuePort", strconv.Itoa(port), "--location", dir,
-		"--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry")
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	a := &Azurite{Port: port, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(a.done) }()
-	c := a.Client()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-a.done:
-			return nil, fmt.Errorf("azurite-queue exited before answering: %s", out.String())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.do(ctx, http.MethodGet, "", url.Values{"comp": {"list"}}, nil)
-		cancel()
-		if err == nil {
-			return a, nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	a.Stop()
-	return nil, fmt.Errorf("azurite-queue did not answer within 30s: %s", out.String())
-}
-
-// Stop ends Azurite's process group and waits for it; safe to call twice.
-func (a *Azurite) Stop() {
-	a.once.Do(func() {
-		pgid := a.cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-a.done:
-		case <-time.After(3 * time.Second):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-a.done
-		}
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	})
-}
-
-// Endpoint is the account's queue service URL, without a trailing slash.
-func (a *Azurite) Endpoint() string {
-	return "http://127.0.0.1:" + strconv.Itoa(a.Port) + "/" + azuritetest.Account
+	t.Cleanup(a.Stop)
+	return &Azurite{a}
 }
 
 // Client returns a client of this service with the emulator's well-known account key.
@@ -345,21 +277,4 @@ func (c *Client) sign(req *http.Request) error {
 	mac.Write([]byte(toSign))
 	req.Header.Set("Authorization", "SharedKey "+c.Account+":"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 	return nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.TrimSpace(s.b.String())
 }
