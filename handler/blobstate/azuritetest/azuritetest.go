@@ -45,9 +45,9 @@ type Azurite struct {
 	Port    int
 	service string // "blob" or "queue"
 	cmd     *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-	once sync.Once
+	out     *syncBuffer
+	done    chan struct{}
+	once    sync.Once
 }
 
 // Find returns the azurite-blob executable to run, or an error saying why there is none.
