@@ -3,6 +3,8 @@
 // Deploy:   az deployment group create -g <rg> -f infra/main.bicep -p infra/main.bicepparam
 //           (scripts/deploy.sh does this, then builds and publishes the app package)
 // Then:     scripts/grant-graph-permissions.sh <identityPrincipalId> [--remediate] [--details]
+//           (many tenants: scripts/setup-fleet-app.sh --principal-id <identityPrincipalId> in the home
+//           tenant, then deploy again with tenantsAppClientId; README.md, "Many tenants")
 //           infra/tenant-diagnostics.bicep with <diagnosticsAuthorizationRuleId> (see that file)
 //
 // Hosting plan (parameter hostingPlan):
@@ -183,6 +185,9 @@ param exclusionReview string = 'report'
 @description('CONTROLS: the catalogue controls to judge, comma-separated ids or all; azure-management-mfa (the default) is the one caguard guards and restores.')
 param controls string = 'azure-management-mfa'
 
+@description('TENANTS_APP_CLIENT_ID: application id of the multi-tenant app registration caguard signs in as in each registry tenant, with this deployment\'s managed identity as its federated credential (scripts/setup-fleet-app.sh prints it). Empty (the default): the setting is not deployed, and caguard guards the single tenant as itself.')
+param tenantsAppClientId string = ''
+
 @description('EXCLUSION_REVIEW_GRACE_DAYS: days an exclusion may go without a completed access review before it counts as overdue.')
 @minValue(0)
 @maxValue(365)
@@ -265,6 +270,16 @@ var auditTriggerConsumerGroup = isBasicHub ? '$Default' : auditConsumerGroupName
 // Microsoft Graph permission sets, the single source of truth shared with
 // scripts/grant-graph-permissions.sh and README.md (see that file).
 var graphPermissionSets = loadJsonContent('graph-permissions.json').sets
+// The catalogue controls that need a licence (handler/capolicy's Catalogue, Licence set: Entra ID
+// P2); handler/config/permissions_infra_test.go holds this list to it. When CONTROLS enables one, or
+// is all, the deployment needs the licences set to read the tenant's subscriptions. CONTROLS is read
+// like the handler reads it: comma-separated, case and spaces ignored.
+var licensedControlIds = [
+  'user-risk-policy'
+  'sign-in-risk-policy'
+]
+var deployedControlIds = split(toLower(replace(controls, ' ', '')), ',')
+var controlsNeedLicences = contains(deployedControlIds, 'all') || !empty(intersection(deployedControlIds, licensedControlIds))
 // The plan's name says its kind: an Elastic Premium plan cannot become a Flex plan in place.
 var planName = isFlex ? '${namePrefix}-flex-${suffix}' : '${namePrefix}-plan-${suffix}'
 // At most 32 characters (10 + 6 + 13 = 29), so the Functions host id derived from it stays unique.
@@ -824,6 +839,16 @@ var ep1OnlyAppSettings = [
   }
 ]
 
+// Only when tenantsAppClientId is given: with a tenant registry, the multi-tenant app caguard signs in
+// as in each registry tenant. Kept out of commonAppSettings so a single-tenant deployment sets nothing
+// new (handler/config/settings_infra_test.go checks both lists and the condition).
+var fleetAppSettings = [
+  {
+    name: 'TENANTS_APP_CLIENT_ID'
+    value: tenantsAppClientId
+  }
+]
+
 var commonSiteConfig = {
   // A custom handler needs no language image: linuxFxVersion stays empty, as the Functions stacks
   // definition for "custom" specifies.
@@ -861,7 +886,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     publicNetworkAccess: 'Enabled' // Evaluate is an HTTP function (function key required)
     keyVaultReferenceIdentity: identity.id
     siteConfig: union(commonSiteConfig, isFlex ? {} : ep1SiteConfig, {
-      appSettings: concat(commonAppSettings, isFlex ? [] : ep1OnlyAppSettings)
+      appSettings: concat(commonAppSettings, isFlex ? [] : ep1OnlyAppSettings, empty(tenantsAppClientId) ? [] : fleetAppSettings)
     })
     functionAppConfig: isFlex
       ? {
@@ -976,10 +1001,11 @@ output graphPermissions object = {
   remediate: remediationMode == 'remediate' ? graphPermissionSets.remediate.permissions : []
   reviews: exclusionReview != 'off' ? graphPermissionSets.reviews.permissions : []
   optional: union(graphPermissionSets.users.permissions, graphPermissionSets.signIns.permissions)
-  licences: graphPermissionSets.licences.permissions
+  licences: controlsNeedLicences ? graphPermissionSets.licences.permissions : []
   grant: union(
     graphPermissionSets.alert.permissions,
     remediationMode == 'remediate' ? graphPermissionSets.remediate.permissions : [],
-    exclusionReview != 'off' ? graphPermissionSets.reviews.permissions : []
+    exclusionReview != 'off' ? graphPermissionSets.reviews.permissions : [],
+    controlsNeedLicences ? graphPermissionSets.licences.permissions : []
   )
 }

@@ -36,6 +36,10 @@ param eventHubSku = 'Basic'
 param auditPartitionCount = 2
 param auditRetentionDays = 3
 
+// Many tenants (README.md, "Many tenants"): the application id that scripts/setup-fleet-app.sh
+// prints. Empty: TENANTS_APP_CLIENT_ID is not deployed.
+param tenantsAppClientId = ''
+
 // Optional alert sinks.
 param deployAlertEventHub = false
 param alertWebhookUrl = readEnvironmentVariable('CAGUARD_ALERT_WEBHOOK_URL', '')

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/caguard/caguard/handler/capolicy"
 )
 
 // infra/graph-permissions.json is the single source of truth for caguard's Microsoft Graph
@@ -145,5 +147,101 @@ func TestReadmePermissionTableMatchesThePermissionFile(t *testing.T) {
 		if !all[p] {
 			t.Errorf("README.md Permissions table lists %s, which no set of %s grants", p, permissionsPath)
 		}
+	}
+}
+
+// bicepStringList returns the quoted strings of the Bicep array variable `var <name> = [` ... `]`.
+func bicepStringList(t *testing.T, bicep, name string) []string {
+	t.Helper()
+	start := strings.Index(bicep, "\nvar "+name+" = [\n")
+	if start < 0 {
+		t.Fatalf("%s has no `var %s = [` list", bicepPath, name)
+	}
+	body := bicep[start+len(name)+9:]
+	body = body[:strings.Index(body, "\n]\n")]
+	var out []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*'([^']*)'\s*$`).FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// The template's rule for "CONTROLS enables a control that needs a licence", as written in
+// infra/main.bicep: split on commas after removing spaces and lower-casing, then all or any
+// licensed id. TestBicepGrantsLicencesWhenControlsNeedThem holds the template's text to it.
+const bicepControlsNeedLicences = "var deployedControlIds = split(toLower(replace(controls, ' ', '')), ',')\n" +
+	"var controlsNeedLicences = contains(deployedControlIds, 'all') || !empty(intersection(deployedControlIds, licensedControlIds))\n"
+
+func bicepRuleNeedsLicences(controls string, licensed []string) bool {
+	for id := range strings.SplitSeq(strings.ToLower(strings.ReplaceAll(controls, " ", "")), ",") {
+		if id == "all" || slices.Contains(licensed, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBicepGrantsLicencesWhenControlsNeedThem: the graphPermissions output of infra/main.bicep
+// includes the licences set, in licences and in grant, exactly when the controls it deploys
+// (CONTROLS) enable one that needs a licence; its list of such controls is the catalogue's; and its
+// rule agrees with how the handler reads CONTROLS.
+func TestBicepGrantsLicencesWhenControlsNeedThem(t *testing.T) {
+	bicep := readFile(t, bicepPath)
+	var want []string
+	for _, c := range capolicy.Catalogue() {
+		if c.Licence != nil {
+			want = append(want, c.ID)
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("the catalogue has no control that needs a licence: this test proves nothing")
+	}
+	got := bicepStringList(t, bicep, "licensedControlIds")
+	if !slices.Equal(got, want) {
+		t.Errorf("infra/main.bicep licensedControlIds = %v, the catalogue's controls with a licence are %v", got, want)
+	}
+	if !strings.Contains(bicep, "\n"+bicepControlsNeedLicences) {
+		t.Errorf("infra/main.bicep does not decide controlsNeedLicences as this test reads it:\n%s", bicepControlsNeedLicences)
+	}
+	if !strings.Contains(bicep, "\nparam controls string = '") {
+		t.Error("infra/main.bicep has no controls parameter")
+	}
+	if !strings.Contains(bicep, "name: 'CONTROLS'\n    value: controls\n") {
+		t.Error("infra/main.bicep does not deploy CONTROLS from the controls parameter")
+	}
+	out := bicep[strings.Index(bicep, "\noutput graphPermissions object = {"):]
+	out = out[:strings.Index(out, "\n}\n")]
+	for _, line := range []string{
+		"\n  licences: controlsNeedLicences ? graphPermissionSets.licences.permissions : []\n",
+		"\n    controlsNeedLicences ? graphPermissionSets.licences.permissions : []\n  )",
+	} {
+		if !strings.Contains(out, line) {
+			t.Errorf("the graphPermissions output lacks %q", strings.TrimSpace(line))
+		}
+	}
+
+	for _, tc := range []struct{ name, controls string }{
+		{"the default judges no licensed control", "azure-management-mfa"},
+		{"empty is the default", ""},
+		{"all includes the risk controls", "all"},
+		{"ALL in capitals, as the handler accepts", " ALL "},
+		{"one risk control among others", "admin-mfa, sign-in-risk-policy"},
+		{"the user risk control in capitals", "User-Risk-Policy"},
+		{"controls that need no more than P1", "admin-mfa,block-legacy-authentication,all-users-mfa"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ids, err := capolicy.ParseControls(tc.controls)
+			if err != nil {
+				t.Fatal(err)
+			}
+			handler := false
+			for _, id := range ids {
+				c, _ := capolicy.ControlByID(id)
+				handler = handler || c.Licence != nil
+			}
+			if bicep := bicepRuleNeedsLicences(tc.controls, got); bicep != handler {
+				t.Errorf("CONTROLS=%q: the template grants licences %v, the handler reads licensed controls %v", tc.controls, bicep, handler)
+			}
+		})
 	}
 }

@@ -30,7 +30,12 @@ var notInInfra = map[string]string{
 	"AZURE_FEDERATED_TOKEN_FILE":   "workload identity outside Azure Functions only",
 	"AZURE_AUTHORITY_HOST":         "national clouds only; the public cloud is the default",
 	"TENANTS_FILE":                 "local runs only; in Azure the registry is the blob caguard/tenants.json",
-	"TENANTS_APP_CLIENT_ID":        "only with a tenant registry, which an operator adds after onboarding the tenants",
+}
+
+// fleetOnly lists settings infra/main.bicep deploys only when a parameter is given (its
+// fleetAppSettings list), so that a single-tenant deployment sets exactly what it set before.
+var fleetOnly = map[string]string{
+	"TENANTS_APP_CLIENT_ID": "tenantsAppClientId",
 }
 
 // notInLocalSample lists settings a local run never sets by hand.
@@ -166,7 +171,7 @@ func TestEverySettingReadIsDeployedAndInTheLocalSample(t *testing.T) {
 
 	bicep := readFile(t, bicepPath)
 	common := bicepList(t, bicep, "commonAppSettings")
-	deployed := set(common...)
+	deployed := set(append(common, bicepList(t, bicep, "fleetAppSettings")...)...)
 
 	var sample struct {
 		Values map[string]string `json:"Values"`
@@ -216,6 +221,38 @@ func TestFlexDeprecatedSettingsAreSetOnlyForElasticPremium(t *testing.T) {
 	for name := range ep1Only {
 		if common[name] {
 			t.Errorf("%s is in both commonAppSettings and ep1OnlyAppSettings", name)
+		}
+	}
+}
+
+// TestFleetSettingsAreDeployedOnlyWithTheirParameter: each fleet-only setting is in fleetAppSettings
+// (not in commonAppSettings), takes its value from its parameter, whose default is empty, and the
+// list reaches the app only when that parameter is given.
+func TestFleetSettingsAreDeployedOnlyWithTheirParameter(t *testing.T) {
+	bicep := readFile(t, bicepPath)
+	common := set(bicepList(t, bicep, "commonAppSettings")...)
+	fleet := bicepList(t, bicep, "fleetAppSettings")
+	if len(fleet) != len(fleetOnly) {
+		t.Errorf("fleetAppSettings = %v, want exactly the settings of fleetOnly %v", fleet, fleetOnly)
+	}
+	for _, name := range fleet {
+		param, ok := fleetOnly[name]
+		if !ok {
+			t.Errorf("fleetAppSettings sets %s, which fleetOnly does not know", name)
+			continue
+		}
+		if common[name] {
+			t.Errorf("%s is in commonAppSettings too: a single-tenant deployment would set it", name)
+		}
+		if !regexp.MustCompile(`(?m)^\s*name: '` + name + `'\n\s*value: ` + param + `\n`).MatchString(bicep) {
+			t.Errorf("%s does not take its value from the parameter %s", name, param)
+		}
+		if !strings.Contains(bicep, "\nparam "+param+" string = ''\n") {
+			t.Errorf("parameter %s is not a string that defaults to empty", param)
+		}
+		cond := "empty(" + param + ") ? [] : fleetAppSettings"
+		if !strings.Contains(bicep, "appSettings: concat(commonAppSettings, isFlex ? [] : ep1OnlyAppSettings, "+cond+")") {
+			t.Errorf("the app's settings do not add fleetAppSettings under %q", cond)
 		}
 	}
 }
