@@ -123,7 +123,10 @@ func needBashAndJq(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"bash", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("no %s", tool)
+			if tool == "jq" && os.Getenv("CAGUARD_REQUIRE_JQ") == "1" {
+				t.Fatalf("jq is required (CAGUARD_REQUIRE_JQ=1): %v", err)
+			}
+			t.Skipf("no %s (scripts/setup-fleet-app.sh needs it)", tool)
 		}
 	}
 }
