@@ -110,7 +110,9 @@ func (d Deps) tenantSweep(ctx context.Context, inv *azfunc.Invocation) (*azfunc.
 	}
 	maxDeliveries := d.Fanout.maxDequeueCount()
 	inv.Logf("sweep of tenant %s (%s at %s), delivery %d of at most %d", msg.TenantID, msg.Reason, msg.SweepAt.Format(time.RFC3339), q.DequeueCount, maxDeliveries)
-	out, err := r.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerSweep, Act: true})
+	// Before the last delivery a failure a retry can fix is delivered again, so only the last alerts it:
+	// a tenant whose Graph is down all night raises one failure alert, not maxDequeueCount.
+	out, err := r.Reconcile(ctx, reconcile.Request{Trigger: reconcile.TriggerSweep, Act: true, RetryPending: q.DequeueCount < maxDeliveries})
 	if err != nil {
 		retriable := azfunc.IsRetriable(err)
 		if retriable && q.DequeueCount < maxDeliveries {

@@ -463,6 +463,10 @@ func TestFanOutOverAzuriteQueues(t *testing.T) {
 	if pols := c.fake.Policies(); len(pols) != 0 {
 		t.Errorf("Northwind: %d policies written while Graph failed", len(pols))
 	}
+	// Only the last delivery alerts the failure: the earlier ones are retried.
+	if n := c.alerts.count(); n != 1 {
+		t.Errorf("Northwind: %d failure alerts over %d deliveries, want one, from the last", n, len(nw))
+	}
 	// Tailspin (removed): one delivery, dropped with a log line, nothing read or written.
 	if n := len(perTenant[tenantD]); n != 1 || perTenant[tenantD][0].answer.Status != 200 ||
 		!strings.Contains(perTenant[tenantD][0].answer.LogText(), "tenant "+tenantD+" is not in the registry: sweep message "+perTenant[tenantD][0].msg.ID+" dropped") {

@@ -30,7 +30,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req Request) (Outcome, error
 	f := newFailure(err)
 	// A run that alerted before failing (storage down: judged, alerted, restore not attempted) has
 	// said it already; a second alert of the same run would only be noise.
-	if req.Act && out.Alert == nil && !slices.ContainsFunc(out.Guarding, func(c ControlOutcome) bool { return c.Alert != nil }) {
+	// A retriable failure of a run the trigger repeats (RetryPending) is alerted by the last attempt.
+	if req.Act && !(req.RetryPending && retriable(f)) && out.Alert == nil &&
+		!slices.ContainsFunc(out.Guarding, func(c ControlOutcome) bool { return c.Alert != nil }) {
 		r.alertFailure(ctx, req, f)
 	}
 	return out, f

@@ -97,6 +97,23 @@ func TestFailedRunsAlertOncePerCause(t *testing.T) {
 		t.Errorf("another cause: id %s (first %s), failure %q", c.ID, a.ID, c.Failure)
 	}
 
+	// A retriable failure of a run its trigger repeats (a queue message before its last delivery)
+	// waits for the last attempt to alert; a permanent one alerts at once, retry or not.
+	n := len(s.alerts)
+	if _, err := r.Reconcile(context.Background(), Request{Trigger: TriggerSweep, Act: true, RetryPending: true}); err == nil {
+		t.Fatal("got no error")
+	}
+	if len(s.alerts) != n {
+		t.Errorf("a retriable failure with a retry pending sent %d alert(s)", len(s.alerts)-n)
+	}
+	store.listErr = wordsErr{words: forbidden}
+	if _, err := r.Reconcile(context.Background(), Request{Trigger: TriggerSweep, Act: true, RetryPending: true}); err == nil {
+		t.Fatal("got no error")
+	}
+	if len(s.alerts) != n+1 || s.alerts[n].Failure != forbidden {
+		t.Errorf("a permanent failure with a retry pending: alerts %+v, want its own at once", s.alerts[n:])
+	}
+
 	// A run whose own alert no sink took raises no second one.
 	store.listErr = nil
 	store.policies = []capolicy.Policy{weakened(adminPolicy("p1", capolicy.StateEnabled))}

@@ -95,6 +95,10 @@ type Request struct {
 	Trigger Trigger
 	Act     bool
 	Hints   []auditlog.Hint
+	// RetryPending says the trigger runs this request again if it fails in a way a retry can fix (a
+	// queue message before its last delivery): such a failure is not alerted, since the last delivery
+	// alerts when it fails too. A failure no retry can fix is alerted at once.
+	RetryPending bool
 }
 
 // Action kinds.
