@@ -321,3 +321,57 @@ func TestTheSummaryJudgesTenantsWithoutARecordWithinABudget(t *testing.T) {
 		t.Errorf("third summary: %d rows from runs, %d Graph requests; want %d and none", judged, after-calls, n)
 	}
 }
+
+// BenchmarkFleetSummaryFromRecords is the fleet summary of 1,000 tenants whose last runs are all
+// recorded in Azurite by another instance: one blob read per tenant, recordReaders at a time, and
+// no Graph request (go test -run ^$ -bench FleetSummaryFromRecords ./handler/fleet/).
+func BenchmarkFleetSummaryFromRecords(b *testing.B) {
+	az := azuritetest.Start(b)
+	gf, err := graphfake.NewFleet(graphfake.FleetOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gf.Close()
+	var reg tenants.Registry
+	for i := range 1000 {
+		reg.Tenants = append(reg.Tenants, tenants.Tenant{ID: fmt.Sprintf("%08x-0000-4000-8000-%012x", i+1, i+1), DisplayName: "T", Mode: tenants.ModeAlert})
+	}
+	writer, err := blobstate.New(blobstate.Options{ServiceURL: az.BlobEndpoint(), AccountName: azuritetest.Account, AccountKey: azuritetest.Key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Now().Add(-time.Hour)
+	sem := make(chan struct{}, 32)
+	errs := make(chan error, len(reg.Tenants))
+	for _, tn := range reg.Tenants {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			errs <- writer.WriteLastRun(context.Background(), tn.ID, blobstate.LastRun{Time: at, Trigger: "nightly-sweep", Verdict: "non-compliant",
+				Reasons: []string{"the policy is report-only", "a break-glass account is not excluded"}})
+		}()
+	}
+	for range reg.Tenants {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	f, err := New(Options{Registry: reg, Credential: func(string) (azcore.TokenCredential, error) { return nil, fmt.Errorf("no Graph in this benchmark") },
+		Runs: writer, Settings: Settings{Log: zap.NewNop()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(azfunc.NewServer(zap.NewNop(), time.Minute, app.Functions(app.Deps{Fleet: f, Now: time.Now})...))
+	defer srv.Close()
+	host := &hosttest.Host{Base: srv.URL}
+	for b.Loop() {
+		a, err := host.Invoke("Evaluate", hosttest.HTTPData("req", http.MethodGet, ""), hosttest.SysMetadata("Evaluate"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := a.HTTP("res")
+		if err != nil || res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"non-compliant":1000`) {
+			b.Fatalf("fleet summary: %v %d %.300s", err, res.StatusCode, res.Body)
+		}
+	}
+}
