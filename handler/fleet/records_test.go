@@ -375,3 +375,32 @@ func BenchmarkFleetSummaryFromRecords(b *testing.B) {
 		}
 	}
 }
+
+// A failed run's record holds the cause in caguard's words: not the Graph answer that failed it,
+// whatever that answer carries.
+func TestAFailedRunsRecordHoldsNoGraphAnswer(t *testing.T) {
+	az := azuritetest.Start(t)
+	gf, reg := emulatedGraph(t, calm)
+	const marker = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.leaked"
+	for _, status := range []int{http.StatusForbidden, http.StatusBadRequest} {
+		srv, _ := gf.Tenant(calm)
+		srv.Inject(graphfake.Fault{Match: "* /v1.0/*", Status: status,
+			Body: `{"error":{"code":"Authorization_RequestDenied","message":"` + marker + `","innerError":{"token":"` + marker + `"}}}`})
+		store := storage(t, az, "caguard")
+		f := instance(t, gf, reg, store, zaptest.NewLogger(t))
+		if err := run(t, f, calm, reconcile.TriggerSweep); err == nil {
+			t.Fatalf("HTTP %d: the run succeeded", status)
+		}
+		srv.Reset()
+		data, found, err := store.ReadBlob(context.Background(), blobstate.LastRunBlob(calm), 1<<20)
+		if err != nil || !found {
+			t.Fatalf("HTTP %d: no record: %v", status, err)
+		}
+		if strings.Contains(string(data), marker) || strings.Contains(string(data), "innerError") {
+			t.Errorf("HTTP %d: the record holds Graph's answer: %s", status, data)
+		}
+		if r, _, err := store.ReadLastRun(context.Background(), calm); err != nil || r.Cause == "" {
+			t.Errorf("HTTP %d: record %+v, %v; want the cause in words", status, r, err)
+		}
+	}
+}
