@@ -443,3 +443,57 @@ func TestFleetRegistryAndOwnershipInStorage(t *testing.T) {
 		}
 	}
 }
+
+// Two handlers, as two Flex instances, share the app's storage: the run one makes is recorded in
+// caguard/tenants/<id>/last-run.json, and the fleet summary of the other shows it without asking
+// Graph about that tenant.
+func TestFleetSummaryOfOneInstanceShowsTheRunsOfAnother(t *testing.T) {
+	az := azuritetest.Start(t)
+	first := startFleet(t, az)
+	if ans := first.audit(t, eventOf(t, tenantA)); ans.Status != http.StatusOK {
+		t.Fatalf("AuditLogEvents: host status %d: %s", ans.Status, ans.Raw)
+	}
+	rec, found := readBlob(t, az, "tenants/"+tenantA+"/last-run.json")
+	if !found {
+		t.Fatal("no last-run record for Adatum at caguard/tenants/<id>/last-run.json")
+	}
+	var record struct {
+		Version          int
+		Trigger, Verdict string
+	}
+	if err := json.Unmarshal([]byte(rec), &record); err != nil || record.Version != 1 || record.Trigger != "audit-event" || record.Verdict == "" {
+		t.Fatalf("Adatum's last-run record %s (%v), want version 1 of its audit-event run with a verdict", rec, err)
+	}
+	for _, other := range []string{tenantB, tenantC} {
+		if _, found := readBlob(t, az, "tenants/"+other+"/last-run.json"); found {
+			t.Errorf("a run of Adatum recorded a last run of %s", other)
+		}
+	}
+
+	second := startFleet(t, az)
+	status, body := second.evaluate(t, "", nil)
+	if status != http.StatusOK {
+		t.Fatalf("fleet summary: %d %s", status, body)
+	}
+	var ans struct {
+		Tenants []struct{ TenantID, Verdict, Trigger string }
+	}
+	if err := json.Unmarshal([]byte(body), &ans); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ans.Tenants {
+		want := "http" // judged now by the second instance: no instance had run them
+		if r.TenantID == tenantA {
+			want = "audit-event"
+			if r.Verdict != record.Verdict {
+				t.Errorf("Adatum on the second instance: verdict %s, want the recorded %s", r.Verdict, record.Verdict)
+			}
+		}
+		if r.Trigger != want {
+			t.Errorf("row %s on the second instance: trigger %q, want %q", r.TenantID, r.Trigger, want)
+		}
+	}
+	if a, _ := second.fleet.Tenant(tenantA); len(a.Calls()) != 0 {
+		t.Errorf("the second instance asked Graph %d times about Adatum, whose run is recorded", len(a.Calls()))
+	}
+}

@@ -63,7 +63,15 @@ func newFleet(cfg config.Config, reg tenants.Registry, mi azcore.TokenCredential
 	}
 	copts.ClientID = appID
 	var state func(string) (reconcile.WriterLock, reconcile.Ownership, error)
+	var runs fleet.RunRecords
 	if withStorage {
+		// Each tenant's last run is recorded beside its lease blob (caguard/tenants/<id>/last-run.json),
+		// so that the fleet summary of any instance sees the runs of all.
+		s, err := blobstate.New(storeOpts)
+		if err != nil {
+			return nil, err
+		}
+		runs = s
 		state = func(tenantID string) (reconcile.WriterLock, reconcile.Ownership, error) {
 			o := storeOpts
 			o.Blob = tenantBlob(tenantID)
@@ -100,6 +108,7 @@ func newFleet(cfg config.Config, reg tenants.Registry, mi azcore.TokenCredential
 			Log:            log.Named("reconcile"),
 		},
 		State: state,
+		Runs:  runs,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,6 +32,21 @@ type Fleet interface {
 	// the first.
 	LastRun(id string) (run TenantRun, ok bool)
 }
+
+// RecordedFleet is a Fleet that also records each tenant's last run in the app's storage, so that
+// the fleet summary of any instance sees the runs every instance made (handler/fleet).
+type RecordedFleet interface {
+	Fleet
+	// Recorded reports whether runs are recorded at all (storage is configured).
+	Recorded() bool
+	// StoredRun reads tenant id's last run as recorded in storage. ok is false when none is
+	// recorded. An error wrapping ErrRunUnreadable is a record that is there but damaged (ok is
+	// true); any other error is storage failing.
+	StoredRun(ctx context.Context, id string) (run TenantRun, ok bool, err error)
+}
+
+// ErrRunUnreadable marks a tenant's last-run record that is there but cannot be read as one.
+var ErrRunUnreadable = errors.New("the tenant's last-run record is unreadable")
 
 // TenantRun is what one run of one tenant found: a verdict, or, when the tenant could not be judged
 // (not consented, throttled past the retry budget, Graph down), the cause in words.
@@ -198,28 +214,105 @@ type FleetRow struct {
 	// Verdict is the last run's verdict, "unknown" when it could not be judged (Cause says why).
 	Verdict   capolicy.Verdict `json:"verdict"`
 	Compliant bool             `json:"compliant"`
-	LastRun   time.Time        `json:"lastRun"`
-	Trigger   string           `json:"trigger"`
-	Reasons   []string         `json:"reasons"`
-	Cause     string           `json:"cause,omitempty"`
+	// LastRun is absent for a tenant with no run known (Cause says why).
+	LastRun time.Time `json:"lastRun,omitzero"`
+	Trigger string    `json:"trigger,omitempty"`
+	Reasons []string  `json:"reasons"`
+	Cause   string    `json:"cause,omitempty"`
 }
 
 // VerdictUnknown is a fleet row's verdict for a tenant whose last run could not finish.
 const VerdictUnknown capolicy.Verdict = "unknown"
 
-// fleetSummary answers one row per registry tenant, from the tenant's last run in this process; a
-// tenant this process has not run yet is judged now, read-only (at most fleetParallel at a time).
-// The last runs live in the memory of the instance that answers: another instance may have run a
-// tenant more recently.
+// Reading the fleet's last-run records, and the tenants a summary may judge when runs are
+// recorded.
+const (
+	// recordReaders bounds the records read at once: 1,000 tenants read in about 32 rounds of one
+	// blob read each.
+	recordReaders = 32
+	// judgeBudget bounds the tenants one summary judges now when runs are recorded in storage. A
+	// tenant with no record has not run on any instance since it joined the registry (or storage
+	// could not be read); beyond the budget such a tenant shows "never run" instead, so that a
+	// summary of a fresh 1,000-tenant registry costs two rounds of fleetParallel tenants, not
+	// 2,000 Graph round trips. The tenants judged are recorded, so the next summary judges the
+	// next ones, and the nightly sweep records them all.
+	judgeBudget = 2 * fleetParallel
+)
+
+// Words of rows that show no run.
+const (
+	causeUnreadable = "the last run is unknown: its record in storage is unreadable; the tenant's next run replaces it"
+	causeNeverRun   = "never run: no run of this tenant is recorded yet, and this summary judged as many tenants as it may; the nightly sweep or GET ?tenant=ID judges it"
+	causeNoStorage  = "the last run is unknown: storage could not be read, and this summary judged as many tenants as it may; a summary later can succeed"
+)
+
+// fleetSummary answers one row per registry tenant, from the tenant's last run. Without storage
+// that is the run in this process's memory, and a tenant this process has not run yet is judged
+// now, read-only (at most fleetParallel at a time). With runs recorded in storage (RecordedFleet),
+// each tenant's record is read (recordReaders at a time), and the newer of it and this process's
+// run is the row; a tenant with neither is judged now within judgeBudget. A damaged record is an
+// unknown row, never a crash; storage that fails is read no further, and its tenants are judged
+// within the budget.
 func (d Deps) fleetSummary(ctx context.Context, inv *azfunc.Invocation) FleetAnswer {
 	ts := d.Fleet.Tenants()
 	rows := make([]FleetRow, len(ts))
+	done := make([]bool, len(ts))
+	fallback := make([]string, len(ts))
+	budget := len(ts)
+	var read, damaged, unreachable int
+	var storageErr error
+	if rf, ok := d.Fleet.(RecordedFleet); ok && rf.Recorded() {
+		budget = judgeBudget
+		stored := d.storedRuns(ctx, rf, ts)
+		for i, t := range ts {
+			mem, okMem := d.Fleet.LastRun(t.ID)
+			s := stored[i]
+			switch {
+			case s.ok && s.err == nil:
+				read++
+				if okMem && !mem.Time.Before(s.run.Time) {
+					rows[i] = fleetRow(t, mem)
+				} else {
+					rows[i] = fleetRow(t, s.run)
+				}
+				done[i] = true
+				continue
+			case errors.Is(s.err, ErrRunUnreadable):
+				damaged++
+				inv.Log.Warn("a tenant's last-run record is unreadable", zap.String("tenantId", t.ID), zap.Error(s.err))
+				if !okMem {
+					mem = TenantRun{Cause: causeUnreadable}
+				}
+				rows[i], done[i] = fleetRow(t, mem), true
+				continue
+			case s.err != nil:
+				unreachable++
+				if storageErr == nil || errors.Is(storageErr, errStorageSkipped) {
+					storageErr = s.err
+				}
+				fallback[i] = causeNoStorage
+			default:
+				fallback[i] = causeNeverRun
+			}
+			if okMem {
+				rows[i], done[i] = fleetRow(t, mem), true
+			}
+		}
+		if storageErr != nil {
+			inv.Log.Warn("the fleet's last-run records could not be read from storage", zap.Int("tenants", unreachable), zap.Error(storageErr))
+		}
+	} else {
+		for i, t := range ts {
+			if run, ok := d.Fleet.LastRun(t.ID); ok {
+				rows[i], done[i] = fleetRow(t, run), true
+			}
+		}
+	}
 	sem := make(chan struct{}, fleetParallel)
 	var wg sync.WaitGroup
+	judged, skipped := 0, 0
 	for i, t := range ts {
-		run, ok := d.Fleet.LastRun(t.ID)
-		if ok {
-			rows[i] = fleetRow(t, run)
+		if done[i] {
 			continue
 		}
 		rec, ok := d.Fleet.Reconciler(t.ID)
@@ -227,6 +320,12 @@ func (d Deps) fleetSummary(ctx context.Context, inv *azfunc.Invocation) FleetAns
 			rows[i] = fleetRow(t, TenantRun{Time: d.Now().UTC(), Trigger: string(reconcile.TriggerHTTP), Cause: "the tenant has no reconciler in this process"})
 			continue
 		}
+		if judged == budget {
+			rows[i] = fleetRow(t, TenantRun{Cause: fallback[i]})
+			skipped++
+			continue
+		}
+		judged++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -245,8 +344,52 @@ func (d Deps) fleetSummary(ctx context.Context, inv *azfunc.Invocation) FleetAns
 	for _, r := range rows {
 		ans.Counts[string(r.Verdict)]++
 	}
-	inv.Logf("fleet summary of %d tenants: %v", len(rows), ans.Counts)
+	if budget == len(ts) {
+		inv.Logf("fleet summary of %d tenants: %v", len(rows), ans.Counts)
+	} else {
+		inv.Logf("fleet summary of %d tenants: %v (%d records read, %d unreadable, %d not read from storage; %d judged now, %d shown as never run)",
+			len(rows), ans.Counts, read, damaged, unreachable, judged, skipped)
+	}
 	return ans
+}
+
+// storedRun is one tenant's record as read from storage.
+type storedRun struct {
+	run TenantRun
+	ok  bool
+	err error
+}
+
+// errStorageSkipped stands for the records not read once storage failed.
+var errStorageSkipped = errors.New("not read: storage failed for another tenant's record")
+
+// storedRuns reads every tenant's last-run record, recordReaders at a time. Once storage fails
+// (not a damaged record: the service itself), the records not yet read are not asked for: a
+// summary with storage down costs one round of failing reads, not one per tenant.
+func (d Deps) storedRuns(ctx context.Context, rf RecordedFleet, ts []tenants.Tenant) []storedRun {
+	out := make([]storedRun, len(ts))
+	sem := make(chan struct{}, recordReaders)
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if failed.Load() {
+				out[i] = storedRun{err: errStorageSkipped}
+				return
+			}
+			run, ok, err := rf.StoredRun(ctx, t.ID)
+			if err != nil && !errors.Is(err, ErrRunUnreadable) {
+				failed.Store(true)
+			}
+			out[i] = storedRun{run: run, ok: ok, err: err}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 func fleetRow(t tenants.Tenant, run TenantRun) FleetRow {

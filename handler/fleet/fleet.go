@@ -10,7 +10,10 @@
 //   - Every tenant's Graph requests share one transport (one connection pool) and pass a gate of
 //     MaxInFlight requests at a time per tenant, so one tenant's burst or retries neither exhaust the
 //     pool for the others nor exceed what a single tenant may ask of Graph at once.
-//   - Each run's result is kept as the tenant's last run (app.TenantRun), in this process's memory.
+//   - Each run's result is kept as the tenant's last run (app.TenantRun), in this process's memory,
+//     and, with Options.Runs, recorded in the app's storage, so that the fleet summary of any
+//     instance sees the runs of all. Recording is best effort: a failed write is a warning and never
+//     fails the run.
 package fleet
 
 import (
@@ -27,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caguard/caguard/handler/app"
+	"github.com/caguard/caguard/handler/blobstate"
 	"github.com/caguard/caguard/handler/capolicy"
 	"github.com/caguard/caguard/handler/exclusion"
 	"github.com/caguard/caguard/handler/graph"
@@ -56,7 +60,22 @@ type Options struct {
 	// State returns a tenant's writer lock and ownership record (blob storage, one blob per
 	// tenant); nil, or nil values, mean this process's memory.
 	State func(tenantID string) (reconcile.WriterLock, reconcile.Ownership, error)
+	// Runs records each tenant's last run in the app's storage (blobstate.Store); nil means this
+	// process's memory alone.
+	Runs RunRecords
 }
+
+// RunRecords keeps one last-run record per tenant (blobstate.Store).
+type RunRecords interface {
+	WriteLastRun(ctx context.Context, tenantID string, r blobstate.LastRun) error
+	ReadLastRun(ctx context.Context, tenantID string) (blobstate.LastRun, bool, error)
+}
+
+var _ RunRecords = (*blobstate.Store)(nil)
+
+// recordTimeout bounds the write of a run's record. It runs after the run, even when the
+// invocation's deadline has passed, so that a run that ended in a timeout is recorded too.
+const recordTimeout = 5 * time.Second
 
 // Settings are the parts of a reconciler that every tenant shares (the global app settings); the
 // break-glass accounts, the mode and the identity are the tenant's own.
@@ -80,7 +99,7 @@ type Fleet struct {
 	members map[string]*member
 }
 
-var _ app.Fleet = (*Fleet)(nil)
+var _ app.RecordedFleet = (*Fleet)(nil)
 
 // New checks the options and prepares one member per tenant; it builds no client.
 func New(o Options) (*Fleet, error) {
@@ -138,6 +157,32 @@ func (f *Fleet) LastRun(id string) (app.TenantRun, bool) {
 		return app.TenantRun{}, false
 	}
 	return *m.last, true
+}
+
+// Recorded reports whether runs are recorded in storage (Options.Runs).
+func (f *Fleet) Recorded() bool { return f.o.Runs != nil }
+
+// StoredRun reads tenant id's last run as recorded in storage, by whichever instance ran it. ok is
+// false when none is recorded, or without storage. A damaged record is an error wrapping
+// app.ErrRunUnreadable.
+func (f *Fleet) StoredRun(ctx context.Context, id string) (app.TenantRun, bool, error) {
+	id = strings.ToLower(strings.TrimSpace(id))
+	if f.o.Runs == nil {
+		return app.TenantRun{}, false, nil
+	}
+	if _, ok := f.members[id]; !ok {
+		return app.TenantRun{}, false, nil
+	}
+	r, found, err := f.o.Runs.ReadLastRun(ctx, id)
+	switch {
+	case errors.Is(err, blobstate.ErrLastRunDamaged):
+		return app.TenantRun{}, true, fmt.Errorf("%w: %w", app.ErrRunUnreadable, err)
+	case err != nil:
+		return app.TenantRun{}, false, err
+	case !found:
+		return app.TenantRun{}, false, nil
+	}
+	return app.TenantRun{Time: r.Time, Trigger: r.Trigger, Verdict: capolicy.Verdict(r.Verdict), Reasons: r.Reasons, Cause: r.Cause}, true, nil
 }
 
 // BreakGlassGroupIDs are every tenant's break-glass groups, for the audit filter: a membership
@@ -203,7 +248,31 @@ func (m *member) Reconcile(ctx context.Context, req reconcile.Request) (reconcil
 		m.spID = sp
 	}
 	m.mu.Unlock()
+	m.record(ctx, run)
 	return out, err
+}
+
+// record writes run as the tenant's last-run record, best effort. No lease is taken: the record is a
+// report no run acts on, and of two runs finishing at once either is a true last run.
+func (m *member) record(ctx context.Context, run app.TenantRun) {
+	runs := m.f.o.Runs
+	if runs == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	r := blobstate.LastRun{Time: run.Time, Trigger: run.Trigger, Verdict: string(run.Verdict), Reasons: run.Reasons, Cause: run.Cause}
+	switch {
+	case r.Cause != "":
+		// A record holds a verdict or a cause: a run that failed found no verdict.
+		r.Verdict = ""
+	case r.Verdict == "":
+		r.Cause = "the run ended without a verdict"
+	}
+	if err := runs.WriteLastRun(ctx, m.t.ID, r); err != nil {
+		m.f.o.Settings.Log.Warn("the tenant's last run was not recorded in storage; the fleet summary of other instances shows the run before",
+			zap.String("tenantId", m.t.ID), zap.Error(err))
+	}
 }
 
 // setupError is a tenant whose parts could not be built; retrying the same settings cannot help.
