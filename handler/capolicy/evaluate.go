@@ -462,14 +462,7 @@ func (e *evaluator) policy(p *Policy) PolicyResult {
 	if e.cfg.RequireExclusionReview && len(rs) == stateReasons {
 		e.exclusionReviews(c.Users, add)
 	}
-
-	r.MeetsAllButState = len(rs) == stateReasons
-	r.Compliant = stateOK && r.MeetsAllButState
-	if rs == nil {
-		rs = []Reason{}
-	}
-	r.Reasons = rs
-	return r
+	return finishResult(r, rs, stateReasons, stateOK)
 }
 
 // stateReason is R1: a policy that is not enabled gets a reason, and a state caguard does not know
@@ -861,4 +854,16 @@ func (e *evaluator) grant(g *GrantControls, add func(code, msg string), addUnkno
 	if outcome == strengthUnresolved {
 		add(CodeAuthStrengthUnresolved, render(msgAuthStrengthUnresolved, sname))
 	}
+}
+
+// finishResult completes r from its reasons rs: it meets all but its state when no reason beyond the
+// stateReasons state reasons was added, and is compliant when its state is also fine.
+func finishResult(r PolicyResult, rs []Reason, stateReasons int, stateOK bool) PolicyResult {
+	r.MeetsAllButState = len(rs) == stateReasons
+	r.Compliant = stateOK && r.MeetsAllButState
+	if rs == nil {
+		rs = []Reason{}
+	}
+	r.Reasons = rs
+	return r
 }

@@ -173,14 +173,7 @@ func (e *evaluator) controlPolicy(c *Control, p *Policy) PolicyResult {
 	if e.cfg.RequireExclusionReview && len(rs) == stateReasons {
 		e.exclusionReviews(cond.Users, add)
 	}
-
-	r.MeetsAllButState = len(rs) == stateReasons
-	r.Compliant = stateOK && r.MeetsAllButState
-	if rs == nil {
-		rs = []Reason{}
-	}
-	r.Reasons = rs
-	return r
+	return finishResult(r, rs, stateReasons, stateOK)
 }
 
 // controlUsers is R3 to R7 for a control about All users, and for a control about roles R3 becomes:
